@@ -1,0 +1,151 @@
+"""Compose one chip: scene background, shadows, the tanker (painter's order), then the sensor."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from shipload.synth import scene as sc
+from shipload.synth.geometry import CueWidths, Projector, ShipShapes, cue_widths, ship_shapes
+from shipload.synth.params import DECK_PAINTS, HULL_PAINTS, Scene
+from shipload.synth.scene import _fill
+from shipload.synth.sensor import downsample, expose
+
+SHADOW_FACTOR = 0.45  # share of light left in a shadow on water: skylight only
+AMBIENT = 0.35
+FUNNEL_COLOURS = ((0.08, 0.08, 0.08), (0.55, 0.12, 0.1), (0.15, 0.25, 0.5), (0.75, 0.62, 0.2))
+
+
+@dataclass
+class Rendered:
+    """A rendered chip.
+
+    Attributes:
+        rgb: (H, W, 3) float32 in [0, 1], linear reflectance-like.
+        nir: (H, W) float32 near-infrared band, or None.
+        cues: analytic cue widths in output pixels (what a perfect reader could measure).
+    """
+
+    rgb: np.ndarray
+    nir: np.ndarray | None
+    cues: CueWidths
+
+
+def _supersample(chip_px: int, requested: int) -> int:
+    # Large chips are already fine relative to the cue; cap the canvas near 800 px for speed.
+    return max(1, min(requested, max(2, 800 // chip_px)))
+
+
+def _paint_ship(s: Scene, shapes: ShipShapes, rgb: np.ndarray, cov: np.ndarray, k: int,
+                centre: float, rng: np.random.Generator) -> None:
+    sun = sc.azimuth_vector(s.sun_azimuth_deg)
+    el = math.radians(s.sun_elevation_deg)
+    deck_light = AMBIENT + 0.75 * math.sin(el)
+    side_light = AMBIENT + 0.9 * math.cos(el) * max(0.0, float(np.dot(shapes.side_normal, sun)))
+    hull = np.array(HULL_PAINTS[s.hull_paint])
+    deck = np.array(DECK_PAINTS[s.deck_paint])
+    af = np.array(s.antifouling_rgb)
+    white = np.array([0.82, 0.82, 0.8])
+    funnel = np.array(FUNNEL_COLOURS[int(rng.integers(len(FUNNEL_COLOURS)))])
+
+    def paint(poly: np.ndarray | None, colour: np.ndarray) -> None:
+        if poly is None or len(poly) < 3:
+            return
+        _fill(rgb, poly + centre, tuple(float(c) for c in colour), k)
+        _fill(cov, poly + centre, 1.0, k)
+
+    # Painter's order, bottom to top: parts at the waterline, hull side, band, deck, topsides.
+    paint(shapes.bulb, af * 0.85 * deck_light)
+    paint(shapes.rudder, af * 0.7 * deck_light)
+    paint(shapes.hull_side, hull * side_light)
+    paint(shapes.band, af * side_light)
+    paint(shapes.deck, deck * deck_light)
+    paint(shapes.forecastle, deck * 1.12 * deck_light)
+    paint(shapes.pipe_rack, np.array([0.55, 0.55, 0.52]) * deck_light)
+    paint(shapes.manifold, np.array([0.5, 0.5, 0.48]) * deck_light)
+    paint(shapes.super_side, white * side_light)
+    paint(shapes.super_roof, white * deck_light)
+    paint(shapes.funnel_side, funnel * side_light)
+    paint(shapes.funnel_roof, funnel * deck_light)
+
+
+def _neighbour(s: Scene, rng: np.random.Generator) -> Scene:
+    """Another vessel moored alongside or anchored nearby, partly in frame."""
+    length = s.length_m * rng.uniform(0.6, 1.3)
+    beam = length / rng.uniform(5.5, 7.2)
+    side = 1 if rng.random() < 0.5 else -1
+    u = sc.azimuth_vector(s.heading_deg)
+    v = np.array([-u[1], u[0]])
+    off = side * v * (s.beam_m / 2 + beam / 2 + s.beam_m * rng.uniform(0.05, 1.5)) / s.gsd_m
+    off = off + u * rng.uniform(-0.4, 0.4) * s.length_m / s.gsd_m
+    frac = float(rng.uniform(0, 1))
+    fb_l = s.fb_laden_m * length / s.length_m
+    fb_b = s.fb_ballast_m * length / s.length_m
+    return dataclasses.replace(
+        s, length_m=length, beam_m=beam, load_fraction=frac, fb_laden_m=fb_l, fb_ballast_m=fb_b,
+        trim_m=(1 - frac) * 0.01 * length, heading_deg=s.heading_deg + rng.choice([0.0, 180.0])
+        + rng.normal(0, 4), centre_offset_px=(s.centre_offset_px[0] + off[0],
+                                               s.centre_offset_px[1] + off[1]),
+        deck_paint=str(rng.choice(list(DECK_PAINTS))), hull_paint=str(rng.choice(list(HULL_PAINTS))),
+    )
+
+
+def render(s: Scene, supersample: int = 3, nir: bool = False, clean: bool = False) -> Rendered:
+    """Render scene ``s`` to a float chip.
+
+    Args:
+        s: the scene (every random choice is in it; textures are seeded from ``s.seed``).
+        supersample: draw this much finer than the output, then area-average.
+        nir: also return a near-infrared band.
+        clean: flat water, no nuisances, no blur or noise (for tests of the geometry).
+
+    Returns:
+        The rendered chip and its analytic cue widths.
+    """
+    rng = np.random.default_rng(s.seed ^ 0x5EED)
+    h = s.chip_px
+    k = _supersample(h, supersample)
+    proj = Projector.for_scene(s)
+    if clean:
+        from shipload.synth.params import WATER_COLOURS
+
+        bg = np.broadcast_to(np.array(WATER_COLOURS[s.water], np.float32), (h, h, 3)).copy()
+    else:
+        bg = sc.water(s, rng)
+        if s.quay:
+            sc.draw_quay(bg, s, proj, rng)
+        if s.under_way:
+            sc.draw_wake(bg, s, proj, rng)
+
+    ships = [s]
+    if s.neighbour and not clean:
+        ships.insert(0, _neighbour(s, rng))
+    shadow = np.zeros((h * k, h * k), np.float32)
+    rgb = np.zeros((h * k, h * k, 3), np.float32)
+    cov = np.zeros((h * k, h * k), np.float32)
+    all_shapes = [(ship, ship_shapes(ship, Projector.for_scene(ship))) for ship in ships]
+    for _, shapes in all_shapes:  # shadows fall on water and quay only
+        _fill(shadow, shapes.hull_shadow + h / 2, 1.0, k)
+        _fill(shadow, shapes.super_shadow + h / 2, 1.0, k)
+    for ship, shapes in all_shapes:
+        _paint_ship(ship, shapes, rgb, cov, k, h / 2, rng)
+    shadow_a = downsample(shadow, h)
+    cov_a = downsample(cov, h)
+    ship_rgb = downsample(rgb, h)  # premultiplied by coverage: drawn on black
+
+    shade = 1.0 - shadow_a * (1.0 - SHADOW_FACTOR)
+    out = bg * shade[..., None] * (1.0 - cov_a[..., None]) + ship_rgb
+    nir_band = None
+    if nir:
+        # Water absorbs NIR strongly; painted steel reflects it about as much as red light.
+        grey = out @ np.array([0.6, 0.3, 0.1], np.float32)
+        nir_band = grey * (0.25 + 0.75 * cov_a)
+    if not clean:
+        out = sc.veil(out, s, rng)
+        out = expose(out, s, rng)
+        if nir_band is not None:
+            nir_band = expose(np.repeat(nir_band[..., None], 3, 2), s, rng)[..., 0]
+    return Rendered(np.clip(out, 0, 1).astype(np.float32), nir_band, cue_widths(s))
