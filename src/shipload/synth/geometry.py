@@ -119,7 +119,7 @@ class ShipShapes:
 
     hull_shadow: Poly
     super_shadow: Poly
-    hull_side: Poly  # waterline to deck edge, as seen
+    hull_side: Poly  # topside: band top (or waterline) to deck edge, as seen
     band: Poly | None  # exposed antifouling, waterline to the laden waterline, as seen
     deck: Poly
     forecastle: Poly
@@ -150,10 +150,16 @@ def ship_shapes(s: Scene, proj: Projector) -> ShipShapes:
     wl = proj.ground(wl_xy)
     deck = proj.seen(deck_xy, fb)
     hull_shadow = convex_hull(wl, proj.cast(deck_xy, fb))
-    hull_side = convex_hull(wl, deck)
     # Antifouling shows between the waterline and the laden (design) waterline: FB - FB_laden.
+    # Painted first; the topside (band top to deck edge) is painted over it, so each convex
+    # hull only shows where it should.
     band_h = np.clip(freeboard_along(s, wl_xy[:, 0]) - s.fb_laden_m, 0.0, None)
-    band = convex_hull(wl, proj.seen(wl_xy, band_h)) if band_h.max() > 1e-3 else None
+    band = None
+    hull_side = convex_hull(wl, deck)
+    if band_h.max() > 1e-3:
+        band_top = proj.seen(wl_xy, band_h)
+        band = convex_hull(wl, band_top)
+        hull_side = convex_hull(band_top, deck)
 
     # Forecastle: the last 9 % of the deck, one deck higher (2.5 m).
     fc_xy = deck_xy[deck_xy[:, 0] > 0.41 * L]
@@ -194,8 +200,9 @@ def ship_shapes(s: Scene, proj: Projector) -> ShipShapes:
         if top > 0:
             r = min(top / max(span, 1e-6), 1.0)  # exposure grows as the bow rises
             a = np.linspace(0, 2 * np.pi, 16, endpoint=False)
-            cx = L / 2 - 0.6 * s.freeboard_m + 0.02 * L * (0.3 + r)
-            pts = np.stack([cx + 0.025 * L * (0.3 + r) * np.cos(a), 0.09 * B * r**0.5 * np.sin(a)], 1)
+            # The bulb's top reaches a little ahead of the stem line; more of it as it rises.
+            cx = L / 2 - 0.01 * L + 0.015 * L * r
+            pts = np.stack([cx + 0.025 * L * (0.4 + r) * np.cos(a), 0.09 * B * r**0.5 * np.sin(a)], 1)
             bulb = proj.ground(pts)
     top = (fb_stern - s.fb_laden_m) - s.rudder_depth_frac * span
     if top > 0:

@@ -298,8 +298,16 @@ def sample_scene(cfg: SynthConfig, seed: int, index: int) -> Scene:
     chip = int(round(scale * length / gsd))
     chip = int(min(max(chip, s.min_chip_px), s.max_chip_px))
     load = sample_load_fraction(rng, cfg.load)
-    fb_l = rng.uniform(*sc.fb_laden_m)
-    fb_b = rng.uniform(*sc.fb_ballast_m)
+    # Freeboard scales with hull depth, hence with length within a class: place the ship in
+    # its class's range by length, with +-25 % of the range as scatter.
+    pos = (length - sc.length_m[0]) / max(sc.length_m[1] - sc.length_m[0], 1e-9)
+
+    def fb(r: Range) -> float:
+        x = np.clip(pos + rng.uniform(-0.25, 0.25), 0.0, 1.0)
+        return float(r[0] + x * (r[1] - r[0]))
+
+    fb_l = fb(sc.fb_laden_m)
+    fb_b = fb(sc.fb_ballast_m)
     trim = (1.0 - load) * rng.uniform(0.0, cfg.trim_max_frac_l) * length
     jpeg = rng.random() < s.jpeg_fraction and s.output == "rgb8"
     return Scene(

@@ -27,11 +27,18 @@ class Rendered:
         rgb: (H, W, 3) float32 in [0, 1], linear reflectance-like.
         nir: (H, W) float32 near-infrared band, or None.
         cues: analytic cue widths in output pixels (what a perfect reader could measure).
+        layers: with ``layers=True``, the visible coverage (H, W) in [0, 1] of each part
+            ("shadow", "hull_side", "band", "deck", ...) after occlusion; else empty.
     """
 
     rgb: np.ndarray
     nir: np.ndarray | None
     cues: CueWidths
+    layers: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+
+
+PARTS = ("bulb", "rudder", "band", "hull_side", "deck", "forecastle", "pipe_rack", "manifold",
+         "super_side", "super_roof", "funnel_side", "funnel_roof")
 
 
 def _supersample(chip_px: int, requested: int) -> int:
@@ -40,7 +47,7 @@ def _supersample(chip_px: int, requested: int) -> int:
 
 
 def _paint_ship(s: Scene, shapes: ShipShapes, rgb: np.ndarray, cov: np.ndarray, k: int,
-                centre: float, rng: np.random.Generator) -> None:
+                centre: float, rng: np.random.Generator, ids: np.ndarray | None = None) -> None:
     sun = sc.azimuth_vector(s.sun_azimuth_deg)
     el = math.radians(s.sun_elevation_deg)
     deck_light = AMBIENT + 0.75 * math.sin(el)
@@ -51,25 +58,27 @@ def _paint_ship(s: Scene, shapes: ShipShapes, rgb: np.ndarray, cov: np.ndarray, 
     white = np.array([0.82, 0.82, 0.8])
     funnel = np.array(FUNNEL_COLOURS[int(rng.integers(len(FUNNEL_COLOURS)))])
 
-    def paint(poly: np.ndarray | None, colour: np.ndarray) -> None:
+    def part(name: str, poly: np.ndarray | None, colour: np.ndarray) -> None:
         if poly is None or len(poly) < 3:
             return
         _fill(rgb, poly + centre, tuple(float(c) for c in colour), k)
         _fill(cov, poly + centre, 1.0, k)
+        if ids is not None:  # which part is on top, for tests of the geometry
+            _fill(ids, poly + centre, float(PARTS.index(name) + 1), k)
 
-    # Painter's order, bottom to top: parts at the waterline, hull side, band, deck, topsides.
-    paint(shapes.bulb, af * 0.85 * deck_light)
-    paint(shapes.rudder, af * 0.7 * deck_light)
-    paint(shapes.hull_side, hull * side_light)
-    paint(shapes.band, af * side_light)
-    paint(shapes.deck, deck * deck_light)
-    paint(shapes.forecastle, deck * 1.12 * deck_light)
-    paint(shapes.pipe_rack, np.array([0.55, 0.55, 0.52]) * deck_light)
-    paint(shapes.manifold, np.array([0.5, 0.5, 0.48]) * deck_light)
-    paint(shapes.super_side, white * side_light)
-    paint(shapes.super_roof, white * deck_light)
-    paint(shapes.funnel_side, funnel * side_light)
-    paint(shapes.funnel_roof, funnel * deck_light)
+    # Painter's order, bottom to top: parts at the waterline, band, topside, deck, superstructure.
+    part("bulb", shapes.bulb, af * 0.85 * deck_light)
+    part("rudder", shapes.rudder, af * 0.7 * deck_light)
+    part("band", shapes.band, af * side_light)
+    part("hull_side", shapes.hull_side, hull * side_light)
+    part("deck", shapes.deck, deck * deck_light)
+    part("forecastle", shapes.forecastle, deck * 1.12 * deck_light)
+    part("pipe_rack", shapes.pipe_rack, np.array([0.55, 0.55, 0.52]) * deck_light)
+    part("manifold", shapes.manifold, np.array([0.5, 0.5, 0.48]) * deck_light)
+    part("super_side", shapes.super_side, white * side_light)
+    part("super_roof", shapes.super_roof, white * deck_light)
+    part("funnel_side", shapes.funnel_side, funnel * side_light)
+    part("funnel_roof", shapes.funnel_roof, funnel * deck_light)
 
 
 def _neighbour(s: Scene, rng: np.random.Generator) -> Scene:
@@ -93,7 +102,8 @@ def _neighbour(s: Scene, rng: np.random.Generator) -> Scene:
     )
 
 
-def render(s: Scene, supersample: int = 3, nir: bool = False, clean: bool = False) -> Rendered:
+def render(s: Scene, supersample: int = 3, nir: bool = False, clean: bool = False,
+           layers: bool = False) -> Rendered:
     """Render scene ``s`` to a float chip.
 
     Args:
@@ -101,6 +111,7 @@ def render(s: Scene, supersample: int = 3, nir: bool = False, clean: bool = Fals
         supersample: draw this much finer than the output, then area-average.
         nir: also return a near-infrared band.
         clean: flat water, no nuisances, no blur or noise (for tests of the geometry).
+        layers: also return each part's visible coverage (slower; for tests).
 
     Returns:
         The rendered chip and its analytic cue widths.
@@ -130,8 +141,9 @@ def render(s: Scene, supersample: int = 3, nir: bool = False, clean: bool = Fals
     for _, shapes in all_shapes:  # shadows fall on water and quay only
         _fill(shadow, shapes.hull_shadow + h / 2, 1.0, k)
         _fill(shadow, shapes.super_shadow + h / 2, 1.0, k)
+    ids = np.zeros((h * k, h * k), np.float32) if layers else None
     for ship, shapes in all_shapes:
-        _paint_ship(ship, shapes, rgb, cov, k, h / 2, rng)
+        _paint_ship(ship, shapes, rgb, cov, k, h / 2, rng, ids)
     shadow_a = downsample(shadow, h)
     cov_a = downsample(cov, h)
     ship_rgb = downsample(rgb, h)  # premultiplied by coverage: drawn on black
@@ -148,4 +160,9 @@ def render(s: Scene, supersample: int = 3, nir: bool = False, clean: bool = Fals
         out = expose(out, s, rng)
         if nir_band is not None:
             nir_band = expose(np.repeat(nir_band[..., None], 3, 2), s, rng)[..., 0]
-    return Rendered(np.clip(out, 0, 1).astype(np.float32), nir_band, cue_widths(s))
+    maps: dict[str, np.ndarray] = {}
+    if ids is not None:
+        maps["shadow"] = downsample(((shadow > 0) & (ids == 0)).astype(np.float32), h)
+        for i, name in enumerate(PARTS, 1):
+            maps[name] = downsample((ids == i).astype(np.float32), h)
+    return Rendered(np.clip(out, 0, 1).astype(np.float32), nir_band, cue_widths(s), maps)

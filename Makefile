@@ -1,0 +1,45 @@
+# shipload: `make demo` runs the main job, `make test` the tests; each sets itself up first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_DIR ?= demo_out
+
+.PHONY: setup test test-fast demo bench lint typecheck data train export clean
+
+setup: $(STAMP)
+
+# pip only: torch 2.14.1 and torchvision 0.29.1 install from this machine's local wheel store.
+$(STAMP): pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -c requirements.lock -e ".[dev]"
+	touch $(STAMP)
+
+test: setup
+	$(PY) -m pytest -q
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
+
+demo: setup
+	$(PY) -m shipload.demo --out $(DEMO_DIR)
+
+bench: setup
+	$(PY) benchmarks/bench_synth.py
+	$(PY) benchmarks/bench_train.py
+	$(PY) benchmarks/bench_predict.py
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks train.py
+	$(BIN)/mypy src
+
+# The shipped model's recipe (see models/README.md).
+train: setup
+	$(PY) train.py fit --config configs/default.yaml
+
+export: setup
+	$(BIN)/shipload export runs/default/checkpoints/last.ckpt --output models/shipload.onnx
+
+clean:
+	rm -rf $(VENV) runs $(DEMO_DIR) .pytest_cache

@@ -1,0 +1,1 @@
+"""Backbones (plain nn.Module) and the Lightning task."""

@@ -1,0 +1,133 @@
+"""Backbones as plain ``nn.Module``s (no Lightning) and the two-headed network.
+
+``shipnet`` is designed for this task: the cue is a few pixels across the hull's edges, so it
+keeps full resolution for two layers, downsamples with max pooling (a thin bright or dark edge
+survives a max, an average dilutes it) and pools globally with max and mean together.
+torchvision models are built with ``weights=None``: nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torchvision
+from torch import nn
+
+# ImageNet statistics; kept for every backbone so that checkpoints stay comparable.
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+
+
+def _cbr(cin: int, cout: int) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
+            nn.ReLU(inplace=True)]
+
+
+class ShipNet(nn.Module):
+    """Compact CNN for hull-aligned tanker views. Output (B, 2 * width[-1]) features.
+
+    Args:
+        widths: channels per stage; stage 0 runs at full resolution.
+        depth: conv layers per stage after the first.
+    """
+
+    def __init__(self, widths: tuple[int, ...] = (16, 32, 48, 96, 160), depth: int = 1) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [*_cbr(3, widths[0]), *_cbr(widths[0], widths[0])]
+        for cin, cout in zip(widths[:-1], widths[1:]):
+            layers.append(nn.MaxPool2d(2, ceil_mode=True))
+            layers += _cbr(cin, cout)
+            for _ in range(depth if cout >= 48 else 0):
+                layers += _cbr(cout, cout)
+        self.features = nn.Sequential(*layers)
+        self.out_features = 2 * widths[-1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 3, H, W) → (B, 2C)
+        f = self.features(x)
+        return torch.cat([f.amax(dim=(2, 3)), f.mean(dim=(2, 3))], dim=1)
+
+
+class _TorchvisionFeatures(nn.Module):
+    def __init__(self, body: nn.Module, out_features: int) -> None:
+        super().__init__()
+        self.body = body
+        self.out_features = out_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 3, H, W) → (B, F)
+        return torch.flatten(self.body(x), 1)
+
+
+def _resnet(fn: Callable[..., nn.Module]) -> nn.Module:
+    m = fn(weights=None)
+    n = m.fc.in_features
+    m.fc = nn.Identity()
+    return _TorchvisionFeatures(m, n)
+
+
+def _classifier_net(fn: Callable[..., nn.Module]) -> nn.Module:
+    m = fn(weights=None)
+    body = nn.Sequential(m.features, nn.AdaptiveAvgPool2d(1))
+    with torch.no_grad():
+        n = body(torch.zeros(1, 3, 64, 64)).shape[1]
+    return _TorchvisionFeatures(body, n)
+
+
+BACKBONES: dict[str, Callable[[], nn.Module]] = {
+    "shipnet": ShipNet,
+    "shipnet_small": lambda: ShipNet((12, 24, 32, 64, 96)),
+    "resnet18": lambda: _resnet(torchvision.models.resnet18),
+    "resnet50": lambda: _resnet(torchvision.models.resnet50),
+    "mobilenet_v3_small": lambda: _classifier_net(torchvision.models.mobilenet_v3_small),
+    "mobilenet_v3_large": lambda: _classifier_net(torchvision.models.mobilenet_v3_large),
+    "efficientnet_b0": lambda: _classifier_net(torchvision.models.efficientnet_b0),
+}
+
+
+def create_backbone(name: str) -> nn.Module:
+    """Build a backbone by name (see ``BACKBONES``); it has an ``out_features`` attribute.
+
+    Raises:
+        ValueError: an unknown name, listing the valid ones.
+    """
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r}; choose one of {sorted(BACKBONES)}")
+    return BACKBONES[name]()
+
+
+class ShiploadNet(nn.Module):
+    """Backbone + class head + load-fraction head, normalisation and temperature inside.
+
+    ``forward`` takes (B, 3, H, W) float RGB in [0, 1] and returns class logits (B, 2), already
+    divided by the calibration temperature, and the load-fraction logit (B,).
+    """
+
+    def __init__(self, backbone: str = "shipnet", dropout: float = 0.2) -> None:
+        super().__init__()
+        self.backbone_name = backbone
+        self.backbone = create_backbone(backbone)
+        f = int(self.backbone.out_features)  # type: ignore[arg-type]
+        self.dropout = nn.Dropout(dropout)
+        self.cls_head = nn.Linear(f, 2)
+        self.load_head = nn.Linear(f, 1)
+        self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(STD).view(1, 3, 1, 1))
+        self.register_buffer("temperature", torch.ones(()))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 3, H, W) in [0, 1] → (logits (B, 2) / T, load logit (B,))."""
+        z = self.dropout(self.backbone((x - self.mean) / self.std))
+        return self.cls_head(z) / self.temperature, self.load_head(z).squeeze(1)
+
+
+class ProbabilityHead(nn.Module):
+    """Export wrapper: (B, 3, H, W) in [0, 1] → probabilities (B, 2), load fraction (B,)."""
+
+    def __init__(self, net: ShiploadNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Softmax over (empty, laden) and sigmoid of the load logit."""
+        logits, load = self.net(x)
+        return torch.softmax(logits, dim=1), torch.sigmoid(load)

@@ -1,0 +1,210 @@
+"""The Lightning task: empty/laden classification plus load-fraction regression."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics import MeanAbsoluteError, MetricCollection
+from torchmetrics.classification import (
+    BinaryAccuracy,
+    BinaryAUROC,
+    BinaryCalibrationError,
+    BinaryF1Score,
+)
+
+from shipload.data.transforms import Policy
+from shipload.model.backbones import ShiploadNet
+
+STAGES = ("train", "val", "test")
+GSD_BANDS: tuple[tuple[float, float], ...] = ((0.3, 0.6), (0.6, 1.2), (1.2, 3.0))
+
+
+def band_name(lo: float, hi: float) -> str:
+    """Metric-name suffix of a GSD band, e.g. ``gsd_0.3-0.6``."""
+    return f"gsd_{lo:g}-{hi:g}"
+
+
+def load_weights(net: nn.Module, path: str | Path) -> None:
+    """Load network weights from a Lightning checkpoint or a shipped ``.pt`` state dict.
+
+    Loads with ``weights_only=True``: a checkpoint cannot run code.
+    """
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    sd = state.get("state_dict", state)
+    sd = {k.removeprefix("net."): v for k, v in sd.items()}
+    missing, unexpected = net.load_state_dict(sd, strict=False)
+    if unexpected or [m for m in missing if not m.endswith("temperature")]:
+        raise ValueError(f"{path}: weights do not match this backbone "
+                         f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+
+
+class ShiploadTask(L.LightningModule):
+    """Empty/laden classifier with a load-fraction head.
+
+    Args:
+        backbone: ``shipnet`` (default, fast on CPU), ``shipnet_small``, ``resnet18``,
+            ``resnet50``, ``mobilenet_v3_small``, ``mobilenet_v3_large``, ``efficientnet_b0``.
+        input_height: model input rows.
+        input_width: model input columns.
+        resize_policy: ``hull_aligned``, ``letterbox`` or ``stretch`` (see data.transforms).
+        lr: peak learning rate (one-cycle schedule).
+        weight_decay: AdamW weight decay.
+        load_loss_weight: weight of the load-fraction loss (masked where unknown).
+        label_smoothing: cross-entropy label smoothing.
+        dropout: dropout before the heads.
+        init_from: start from these weights (a ``.ckpt`` or the shipped ``models/shipload.pt``)
+            to fine-tune on your own chips.
+        calibrate: refit the softmax temperature on the validation logits each epoch.
+    """
+
+    def __init__(
+        self,
+        backbone: str = "shipnet",
+        input_height: int = 64,
+        input_width: int = 192,
+        resize_policy: Policy = "hull_aligned",
+        lr: float = 3e-3,
+        weight_decay: float = 0.05,
+        load_loss_weight: float = 1.0,
+        label_smoothing: float = 0.0,
+        dropout: float = 0.2,
+        init_from: str | None = None,
+        calibrate: bool = True,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.configure_models()
+        self.configure_metrics()
+        self._val_logits: list[torch.Tensor] = []
+        self._val_labels: list[torch.Tensor] = []
+
+    def configure_models(self) -> None:  # type: ignore[override]
+        """Build the network (and load ``init_from`` weights when fine-tuning)."""
+        self.net = ShiploadNet(self.hparams.backbone, self.hparams.dropout)
+        if self.hparams.init_from:
+            load_weights(self.net, self.hparams.init_from)
+
+    def configure_metrics(self) -> None:
+        """Per-stage metric collections, cloned TorchGeo-style."""
+        base = MetricCollection({
+            "acc": BinaryAccuracy(), "f1": BinaryF1Score(), "auroc": BinaryAUROC(),
+            "ece": BinaryCalibrationError(n_bins=15),
+        })
+        # ModuleDict keys may not shadow nn.Module attributes ("train"), hence the "_" suffix.
+        self.metrics = nn.ModuleDict({f"{s}_": base.clone(prefix=f"{s}_") for s in STAGES})
+        self.mae = nn.ModuleDict({f"{s}_": MeanAbsoluteError() for s in STAGES})
+        self.band_acc = nn.ModuleDict({
+            f"{s}_": nn.ModuleList([BinaryAccuracy() for _ in GSD_BANDS]) for s in ("val", "test")})
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 3, H, W) in [0, 1] → (class logits (B, 2), load logit (B,))."""
+        return self.net(x)
+
+    def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
+        x, y = batch["image"], batch["label"]
+        if stage == "train":
+            x = x.contiguous(memory_format=torch.channels_last)
+        logits, load_logit = self(x)
+        cls_loss = F.cross_entropy(logits, y, label_smoothing=self.hparams.label_smoothing)
+        lf = batch["load_fraction"]
+        known = torch.isfinite(lf)
+        load_pred = torch.sigmoid(load_logit)
+        if known.any():
+            load_loss = F.smooth_l1_loss(load_pred[known], lf[known], beta=0.1)
+        else:
+            load_loss = load_pred.sum() * 0.0
+        loss = cls_loss + self.hparams.load_loss_weight * load_loss
+        bs = x.shape[0]
+        p = torch.softmax(logits.detach().float(), dim=1)[:, 1]
+        self.metrics[stage + "_"].update(p, y)
+        if known.any():
+            self.mae[stage + "_"].update(load_pred.detach()[known], lf[known])
+            self.log(f"{stage}_load_mae", self.mae[stage + "_"], on_epoch=True, on_step=False,
+                     batch_size=int(known.sum()))
+        self.log(f"{stage}_loss", loss, on_epoch=True, on_step=stage == "train",
+                 prog_bar=True, batch_size=bs, sync_dist=stage != "train")
+        self.log_dict(self.metrics[stage + "_"], on_epoch=True, on_step=False, batch_size=bs,
+                      prog_bar=stage != "train")
+        if stage + "_" in self.band_acc:
+            g = batch["gsd_m"]
+            for (lo, hi), m in zip(GSD_BANDS, self.band_acc[stage + "_"]):
+                sel = (g >= lo) & (g < hi) if hi < GSD_BANDS[-1][1] else (g >= lo) & (g <= hi)
+                if sel.any():
+                    m.update(p[sel], y[sel])
+                    self.log(f"{stage}_acc_{band_name(lo, hi)}", m, on_epoch=True, on_step=False,
+                             batch_size=int(sel.sum()))
+        if stage == "val" and self.hparams.calibrate:
+            # Keep uncalibrated logits (undo the current temperature) for the refit.
+            self._val_logits.append(logits.detach().float() * self.net.temperature)
+            self._val_labels.append(y)
+        return loss
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """One optimisation step."""
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        """Validation metrics; logits kept for the temperature refit."""
+        self._step(batch, "val")
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        """Test metrics."""
+        self._step(batch, "test")
+
+    def on_validation_epoch_end(self) -> None:
+        """Refit the calibration temperature on this epoch's validation logits."""
+        if not self._val_logits or self.trainer.sanity_checking:
+            self._val_logits.clear()
+            self._val_labels.clear()
+            return
+        z = torch.cat(self._val_logits)
+        y = torch.cat(self._val_labels)
+        self._val_logits.clear()
+        self._val_labels.clear()
+        if self.trainer.world_size > 1:
+            z = self.all_gather(z).flatten(0, 1)
+            y = self.all_gather(y).flatten(0, 1)
+        t = fit_temperature(z, y)
+        self.net.temperature.fill_(t)
+        self.log("temperature", t, rank_zero_only=True)
+
+    def configure_optimizers(self) -> Any:
+        """AdamW with a one-cycle learning-rate schedule over the whole run."""
+        decay, no_decay = [], []
+        for n, p in self.named_parameters():
+            (no_decay if p.ndim <= 1 else decay).append(p)
+        opt = torch.optim.AdamW([{"params": decay, "weight_decay": self.hparams.weight_decay},
+                                 {"params": no_decay, "weight_decay": 0.0}], lr=self.hparams.lr)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.hparams.lr, total_steps=total,
+                                                    pct_start=0.15)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Temperature T minimising the NLL of ``softmax(logits / T)``; clamped to [0.05, 20].
+
+    Args:
+        logits: (N, 2) uncalibrated logits.
+        labels: (N,) class indices.
+    """
+    with torch.enable_grad():
+        log_t = torch.zeros((), requires_grad=True)
+        opt = torch.optim.LBFGS([log_t], lr=0.5, max_iter=50)
+        z, y = logits.detach().cpu(), labels.detach().cpu()
+
+        def closure() -> torch.Tensor:
+            opt.zero_grad()
+            loss = F.cross_entropy(z / log_t.exp(), y)
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+    t = float(log_t.exp())
+    return float(min(max(t, 0.05), 20.0)) if math.isfinite(t) else 1.0
