@@ -9,7 +9,7 @@ from pathlib import Path
 
 from shipload import __version__
 from shipload.config import ConfigError
-from shipload.errors import UsageError
+from shipload.errors import DataError, ExportError, UsageError
 
 DEFAULT_SYNTH_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "synth.yaml"
 
@@ -33,6 +33,62 @@ def _synth(a: argparse.Namespace) -> int:
     return 0
 
 
+def _export(a: argparse.Namespace) -> int:
+    import json
+
+    from shipload.export import export_onnx, quantize_int8
+
+    metrics = json.loads(Path(a.metrics).read_text()) if a.metrics else None
+    rep = export_onnx(a.checkpoint, a.output, opset=a.opset, recipe=a.recipe, metrics=metrics,
+                      parity_data=a.parity_data, weights_out=a.weights)
+    print(f"wrote {rep['path']} ({rep['bytes'] / 1e6:.2f} MB, sha256 {rep['sha256'][:16]}…); "
+          f"parity with PyTorch: max |diff| {rep['max_abs_diff']:.1e}")
+    if a.int8:
+        if not a.calibration:
+            raise UsageError("--int8 needs --calibration DIR (labelled or rendered chips)")
+        out = Path(a.output)
+        q = quantize_int8(out, out.with_name(out.stem + ".int8.onnx"), a.calibration)
+        print(f"wrote {q['path']} ({q['bytes'] / 1e6:.2f} MB); agrees with fp32 on "
+              f"{q['agreement_with_fp32']:.2%} of calibration chips")
+    return 0
+
+
+def _predict(a: argparse.Namespace) -> int:
+    from shipload.batch import run_predict
+
+    s = run_predict(a.inputs, a.output, model=a.model, fmt=a.format, batch_size=a.batch_size,
+                    device=a.device, threads=a.threads, resume=a.resume, overwrite=a.overwrite,
+                    shard_spec=a.shard, tta=a.tta, quiet=a.quiet, workers=a.workers)
+    if not a.quiet:
+        counts = ", ".join(f"{k} {v}" for k, v in s["counts"].items())
+        rate = f"{s['chips_per_s']} chips/s" if s["chips_per_s"] else "nothing new to predict"
+        print(f"{s['inputs']} inputs: {counts}, errors {s['errors']}; {rate}; "
+              f"provider {s['provider']}; rows in {s['output']}", file=sys.stderr)
+    return 3 if s["errors"] else 0
+
+
+def _evaluate(a: argparse.Namespace) -> int:
+    from shipload.evaluate import evaluate
+
+    abstain = None
+    if a.abstain:
+        try:
+            lo, hi = (float(v) for v in a.abstain.split("-"))
+        except ValueError as e:
+            raise UsageError(f"--abstain must look like 0.4-0.6, got {a.abstain!r}") from e
+        abstain = (lo, hi)
+    m = evaluate(a.predictions, a.labels, a.out, abstain)
+    o = m["overall"]
+    print(f"{o['n']} chips: accuracy {o['accuracy']}, F1 {o['f1']}, AUROC {o['auroc']}, "
+          f"ECE {o['ece']}; report {Path(a.out) / 'index.html'}")
+    j = m["join"]
+    if j["unmatched_predictions"] or j["unmatched_labels"] or j["duplicate_predictions"]:
+        print(f"join: {j['unmatched_predictions']} predictions without label, "
+              f"{j['unmatched_labels']} labels without prediction, "
+              f"{j['duplicate_predictions']} duplicates (see metrics.json)", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
     p = argparse.ArgumentParser(prog="shipload", description=__doc__)
@@ -52,6 +108,44 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
     s.add_argument("--quiet", action="store_true", help="no progress lines")
     s.set_defaults(func=_synth)
+
+    e = sub.add_parser("export", help="export a checkpoint to ONNX (checked before writing)")
+    e.add_argument("checkpoint", type=Path, help="Lightning .ckpt or shipped .pt")
+    e.add_argument("--output", type=Path, default=Path("models/shipload.onnx"))
+    e.add_argument("--opset", type=int, default=18)
+    e.add_argument("--int8", action="store_true", help="also write OUTPUT.int8.onnx (static QDQ)")
+    e.add_argument("--calibration", type=Path, default=None, help="chips to calibrate int8 on")
+    e.add_argument("--recipe", type=Path, default=Path("configs/default.yaml"),
+                   help="training config whose sha256 is recorded")
+    e.add_argument("--metrics", type=Path, default=None, help="JSON of headline metrics to record")
+    e.add_argument("--parity-data", type=Path, default=None,
+                   help="chips for the parity batch (default: freshly rendered)")
+    e.add_argument("--weights", type=Path, default=None, help="also save PyTorch weights (.pt)")
+    e.set_defaults(func=_export)
+
+    q = sub.add_parser("predict", help="classify chips with the ONNX model")
+    q.add_argument("inputs", nargs="+", help="files, folders, globs or a CSV manifest")
+    q.add_argument("--model", type=Path, default=None, help="default: models/shipload.onnx")
+    q.add_argument("--output", required=True, type=Path, help="results: .csv, .jsonl or .parquet")
+    q.add_argument("--format", choices=["csv", "jsonl", "parquet"], default=None)
+    q.add_argument("--batch-size", type=int, default=64)
+    q.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    q.add_argument("--threads", type=int, default=None, help="onnxruntime threads")
+    q.add_argument("--workers", type=int, default=None, help="decoding processes")
+    g = q.add_mutually_exclusive_group()
+    g.add_argument("--resume", action="store_true", help="continue an interrupted output")
+    g.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    q.add_argument("--shard", default=None, help="K/N: only the K-th of N interleaved slices")
+    q.add_argument("--tta", action="store_true", help="average over flips/rotations")
+    q.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    q.set_defaults(func=_predict)
+
+    v = sub.add_parser("evaluate", help="score predictions against labels; HTML report")
+    v.add_argument("--predictions", required=True, type=Path)
+    v.add_argument("--labels", required=True, type=Path, help="manifest CSV or ImageFolder root")
+    v.add_argument("--out", required=True, type=Path, help="report folder")
+    v.add_argument("--abstain", default=None, help="LOW-HIGH: p_laden inside → uncertain")
+    v.set_defaults(func=_evaluate)
     return p
 
 
@@ -61,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except (UsageError, ConfigError) as e:
+    except (UsageError, ConfigError, DataError, ExportError) as e:
         print(f"shipload {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

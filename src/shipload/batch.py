@@ -1,0 +1,257 @@
+"""The ``predict`` job: gather inputs, shard, write rows batch by batch, resume after a kill."""
+
+from __future__ import annotations
+
+import csv
+import glob
+import io
+import json
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from shipload import __version__
+from shipload.data.io import IMAGE_EXTENSIONS
+from shipload.errors import UsageError
+
+Format = Literal["csv", "jsonl", "parquet"]
+COLUMNS = ["path", "label", "p_laden", "load_fraction", "status", "error", "lon", "lat"]
+
+
+def collect_inputs(inputs: Sequence[str]) -> list[str]:
+    """Expand files, folders (recursive), globs and CSV manifests into a sorted, unique list.
+
+    Raises:
+        UsageError: an input that is neither a file, a folder nor a matching glob; no inputs.
+    """
+    found: set[str] = set()
+    for raw in inputs:
+        p = Path(raw)
+        if p.is_dir():
+            found.update(str(f) for f in p.rglob("*")
+                         if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+        elif p.is_file() and p.suffix.lower() == ".csv":
+            with open(p, newline="") as f:
+                reader = csv.DictReader(f)
+                if "path" not in (reader.fieldnames or []):
+                    raise UsageError(f"{p}: a manifest needs a 'path' column")
+                found.update(str(p.parent / r["path"]) for r in reader if r.get("path"))
+        elif p.is_file():
+            found.add(str(p))  # any file given by name: a bad one gets an error row
+        elif glob.has_magic(raw):
+            found.update(g for g in glob.glob(raw, recursive=True) if Path(g).is_file())
+        else:
+            raise UsageError(f"input not found: {raw}; give chip files, folders, globs or a "
+                             "CSV manifest")
+    if not found:
+        raise UsageError("no input chips found (looked for " + ", ".join(IMAGE_EXTENSIONS) + ")")
+    return sorted(found)
+
+
+def parse_shard(spec: str | None) -> tuple[int, int] | None:
+    """Parse ``K/N`` (1 <= K <= N)."""
+    if not spec:
+        return None
+    try:
+        k, n = (int(v) for v in spec.split("/"))
+    except ValueError as e:
+        raise UsageError(f"--shard must look like K/N, e.g. 2/8; got {spec!r}") from e
+    if not 1 <= k <= n:
+        raise UsageError(f"--shard {spec}: need 1 <= K <= N")
+    return k, n
+
+
+def shard(items: list[str], spec: tuple[int, int] | None) -> list[str]:
+    """The K-th of N interleaved slices: balanced, deterministic, disjoint, covering."""
+    if spec is None:
+        return items
+    k, n = spec
+    return items[k - 1 :: n]
+
+
+def output_format(path: Path, fmt: str | None) -> Format:
+    """From ``--format`` or the output's extension."""
+    f = fmt or {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}.get(
+        path.suffix.lower())
+    if f not in ("csv", "jsonl", "parquet"):
+        raise UsageError(f"cannot tell the format of {path}; use .csv, .jsonl or .parquet, "
+                         "or pass --format")
+    return f  # type: ignore[return-value]
+
+
+class RowWriter:
+    """Appends rows and flushes each batch; reads back what a previous run already wrote.
+
+    CSV and JSONL are appended in place (a torn last line from a kill is cut on resume).
+    Parquet rows are appended to ``OUT.partial.jsonl`` and written as Parquet at ``close``,
+    so a killed run never leaves a corrupt Parquet file.
+    """
+
+    def __init__(self, path: Path, fmt: Format, resume: bool, overwrite: bool) -> None:
+        self.path, self.fmt = path, fmt
+        self.stream_path = path.with_name(path.name + ".partial.jsonl") if fmt == "parquet" else path
+        exists = path.exists() or (fmt == "parquet" and self.stream_path.exists())
+        if exists and not (resume or overwrite):
+            raise UsageError(f"{path} exists; pass --resume to continue it or --overwrite to "
+                             "start afresh")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UsageError(f"cannot create {path.parent}: {e.strerror}") from e
+        self.done: dict[str, dict[str, Any]] = {}
+        if exists and resume:
+            self.done = self._read_existing()
+        elif overwrite:
+            for p in {path, self.stream_path}:
+                p.unlink(missing_ok=True)
+        try:
+            self.f = open(self.stream_path, "a", newline="")
+        except OSError as e:
+            raise UsageError(f"cannot write {self.stream_path}: {e.strerror}") from e
+        if fmt == "csv" and self.f.tell() == 0:
+            self.f.write(",".join(COLUMNS) + "\n")
+            self.f.flush()
+
+    def _cut_torn_tail(self, p: Path) -> None:
+        data = p.read_bytes()
+        if data and not data.endswith(b"\n"):
+            with open(p, "r+b") as f:
+                f.truncate(data.rfind(b"\n") + 1)
+
+    def _read_existing(self) -> dict[str, dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        if self.fmt == "parquet" and self.path.exists():
+            import pyarrow.parquet as pq
+
+            rows += pq.read_table(self.path).to_pylist()
+            # Fold the finished file back into the stream so close() rewrites all rows.
+            with open(self.stream_path, "a") as f:
+                for r in rows:
+                    f.write(json.dumps(r) + "\n")
+            self.path.unlink()
+            rows = []
+        p = self.stream_path
+        if p.exists():
+            self._cut_torn_tail(p)
+            with open(p, newline="") as f:
+                if self.fmt == "csv":
+                    rows += list(csv.DictReader(f))
+                else:
+                    rows += [json.loads(line) for line in f if line.strip()]
+        return {r["path"]: r for r in rows}
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        """Append one batch of rows and flush it to the OS (survives SIGKILL)."""
+        buf = io.StringIO()
+        if self.fmt == "csv":
+            w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+            w.writerows({k: ("" if r.get(k) is None else r.get(k)) for k in COLUMNS} for r in rows)
+        else:
+            for r in rows:
+                buf.write(json.dumps({k: r.get(k) for k in COLUMNS}) + "\n")
+        self.f.write(buf.getvalue())  # one write per batch: a kill tears at most the last line
+        self.f.flush()
+
+    def close(self) -> None:
+        """Close; for Parquet, write the table atomically from the streamed rows."""
+        self.f.close()
+        if self.fmt != "parquet":
+            return
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        with open(self.stream_path) as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+        schema = pa.schema([("path", pa.string()), ("label", pa.string()),
+                            ("p_laden", pa.float64()), ("load_fraction", pa.float64()),
+                            ("status", pa.string()), ("error", pa.string()),
+                            ("lon", pa.float64()), ("lat", pa.float64())])
+        table = pa.Table.from_pylist([{k: r.get(k) for k in COLUMNS} for r in rows], schema)
+        tmp = self.path.with_name("." + self.path.name + ".tmp")
+        pq.write_table(table, tmp)
+        tmp.replace(self.path)
+        self.stream_path.unlink()
+
+
+class Progress:
+    """A one-line progress bar with rate and ETA on stderr (silent when not a TTY or quiet)."""
+
+    def __init__(self, total: int, quiet: bool) -> None:
+        self.total, self.done, self.t0 = total, 0, time.time()
+        self.on = not quiet and sys.stderr.isatty()
+
+    def update(self, n: int) -> None:
+        """Count ``n`` more chips and redraw."""
+        self.done += n
+        if not self.on:
+            return
+        el = max(time.time() - self.t0, 1e-9)
+        rate = self.done / el
+        eta = (self.total - self.done) / rate if rate > 0 else 0
+        frac = self.done / max(self.total, 1)
+        bar = "#" * int(30 * frac)
+        sys.stderr.write(f"\r[{bar:<30}] {self.done}/{self.total} {rate:.0f} chips/s "
+                         f"ETA {eta:.0f}s")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        """End the line."""
+        if self.on:
+            sys.stderr.write("\n")
+
+
+def run_predict(inputs: Sequence[str], output: str | Path, model: str | Path | None = None,
+                fmt: str | None = None, batch_size: int = 64, device: str = "auto",
+                threads: int | None = None, resume: bool = False, overwrite: bool = False,
+                shard_spec: str | None = None, tta: bool = False, quiet: bool = False,
+                workers: int | None = None) -> dict[str, Any]:
+    """Predict every input chip and write one row per input.
+
+    Returns:
+        A summary: counts per class, errors, chips/s, provider; also written to
+        ``OUTPUT.meta.json`` with the model's name and sha256.
+
+    Raises:
+        UsageError: bad arguments (exit code 2 in the CLI).
+    """
+    from shipload.export import sha256_file
+    from shipload.inference import Predictor
+
+    if resume and overwrite:
+        raise UsageError("--resume and --overwrite exclude each other")
+    out = Path(output)
+    f = output_format(out, fmt)
+    items = shard(collect_inputs(inputs), parse_shard(shard_spec))
+    predictor = Predictor(model, device=device, threads=threads)  # type: ignore[arg-type]
+    writer = RowWriter(out, f, resume, overwrite)
+    todo = [p for p in items if p not in writer.done]
+    progress = Progress(len(todo), quiet)
+    counts: Counter[str] = Counter()
+    t0 = time.time()
+    try:
+        for rows in predictor.predict(todo, batch_size=batch_size, tta=tta, workers=workers):
+            writer.write(rows)
+            for r in rows:
+                counts[r["label"] if r["status"] == "ok" else "error"] += 1
+            progress.update(len(rows))
+    finally:
+        progress.close()
+        writer.close()
+    elapsed = time.time() - t0
+    for r in writer.done.values():
+        counts[(r["label"] if r["status"] == "ok" else "error")] += 1
+    summary = {
+        "output": str(out), "inputs": len(items), "resumed_rows": len(writer.done),
+        "predicted": len(todo), "counts": {c: counts.get(c, 0) for c in (*predictor.classes,)},
+        "errors": counts.get("error", 0), "seconds": round(elapsed, 3),
+        "chips_per_s": round(len(todo) / elapsed, 1) if elapsed > 0 and todo else None,
+        "provider": predictor.provider, "model": str(predictor.path),
+        "model_sha256": sha256_file(predictor.path), "shipload_version": __version__,
+        "tta": tta, "shard": shard_spec,
+    }
+    Path(str(out) + ".meta.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+

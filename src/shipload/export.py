@@ -1,0 +1,299 @@
+"""ONNX export with self-describing metadata, checks before writing, and int8 quantization.
+
+The exported graph takes (B, 3, H, W) float RGB in [0, 1] (the view made by
+``shipload.data.transforms.prepare_chip``) with a dynamic batch axis, normalises inside, and
+returns ``probabilities`` (B, 2) over (empty, laden) and ``load_fraction`` (B,).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from shipload import CLASSES, __version__
+from shipload.data.transforms import InputSpec, describe, prepare_chip
+from shipload.errors import ExportError, UsageError
+from shipload.model.backbones import ProbabilityHead, ShiploadNet
+from shipload.model.task import load_weights
+
+PARITY_ATOL = 1e-4
+
+
+@dataclass
+class LoadedModel:
+    """A network rebuilt from a checkpoint or shipped ``.pt``, with what describes it."""
+
+    net: ShiploadNet
+    spec: InputSpec
+    hparams: dict[str, Any]
+    data_hparams: dict[str, Any] = field(default_factory=dict)
+    best_score: float | None = None
+
+
+def load_model(path: str | Path) -> LoadedModel:
+    """Rebuild the network of a Lightning checkpoint or a shipped ``.pt`` (weights_only load).
+
+    Raises:
+        UsageError: the file is missing or is not a shipload checkpoint.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"checkpoint not found: {p}")
+    try:
+        state = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise UsageError(f"{p}: not a loadable checkpoint ({type(e).__name__}: {e})") from e
+    hp = dict(state.get("hyper_parameters", {}))
+    if "backbone" not in hp:
+        raise UsageError(f"{p}: no shipload hyper-parameters inside; is it a shipload checkpoint?")
+    net = ShiploadNet(hp["backbone"], hp.get("dropout", 0.2))
+    load_weights(net, p)
+    net.eval()
+    spec = InputSpec(hp.get("input_height", 64), hp.get("input_width", 192),
+                     hp.get("resize_policy", "hull_aligned"))
+    best = None
+    for k, v in state.get("callbacks", {}).items():
+        if "ModelCheckpoint" in k and v.get("best_model_score") is not None:
+            best = float(v["best_model_score"])
+    return LoadedModel(net, spec, hp, dict(state.get("datamodule_hyper_parameters", {})), best)
+
+
+def save_weights(m: LoadedModel, path: str | Path) -> Path:
+    """Save the weights and hyper-parameters as a small ``.pt`` (for fine-tuning, weights_only)."""
+    path = Path(path)
+    torch.save({"state_dict": m.net.state_dict(), "hyper_parameters": m.hparams,
+                "datamodule_hyper_parameters": m.data_hparams}, path)
+    return path
+
+
+def sample_views(spec: InputSpec, n: int = 8, seed: int = 12345,
+                 data: str | Path | None = None) -> np.ndarray:
+    """A real batch for parity checks: ``n`` prepared views, (n, 3, H, W) float32.
+
+    From the labelled chips in ``data`` when given, else freshly rendered chips.
+    """
+    imgs: list[np.ndarray] = []
+    if data is not None:
+        from shipload.data.datasets import load_records
+        from shipload.data.io import read_chip
+
+        for r in load_records(data)[:n]:
+            imgs.append(read_chip(r.path))
+    else:
+        import dataclasses
+
+        from shipload.synth import SynthConfig, render, sample_scene
+
+        cfg = SynthConfig()
+        cfg = dataclasses.replace(cfg, sensor=dataclasses.replace(cfg.sensor, max_chip_px=160))
+        for i in range(n):
+            imgs.append(render(sample_scene(cfg, seed, i)).rgb)
+    views = np.stack([prepare_chip(im, spec) for im in imgs])
+    return np.ascontiguousarray(views.transpose(0, 3, 1, 2))
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def build_metadata(m: LoadedModel, recipe: str | Path | None,
+                   metrics: dict[str, Any] | None) -> dict[str, str]:
+    """The ONNX metadata of DESIGN.md's contract: everything ``predict`` needs, and provenance."""
+    dh = m.data_hparams
+    data = {k: dh.get(k) for k in ("data", "synth_n", "synth_seed", "synth_config", "seed",
+                                   "val_fraction", "test_fraction") if k in dh}
+    meta = {
+        "shipload_version": __version__,
+        "classes": json.dumps(list(CLASSES)),
+        "input_height": str(m.spec.height),
+        "input_width": str(m.spec.width),
+        "resize_policy": m.spec.policy,
+        "input": json.dumps(describe(m.spec)),
+        "input_range": "float32 RGB in [0, 1], NCHW; normalisation is inside the graph",
+        "outputs": "probabilities (B, 2) over classes; load_fraction (B,) in [0, 1]",
+        "backbone": str(m.hparams.get("backbone")),
+        "temperature": f"{float(m.net.temperature):.6f}",
+        "training_data": json.dumps(data),
+        "metrics": json.dumps(metrics or ({"best_val_acc": m.best_score} if m.best_score else {})),
+    }
+    if recipe is not None and Path(recipe).is_file():
+        meta["recipe"] = str(recipe)
+        meta["recipe_sha256"] = sha256_file(recipe)
+    return meta
+
+
+def _session(path: str | Path, providers: list[str] | None = None) -> Any:
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    return ort.InferenceSession(str(path), so, providers=providers or ["CPUExecutionProvider"])
+
+
+def check_parity(onnx_path: str | Path, net: torch.nn.Module, x: np.ndarray,
+                 atol: float = PARITY_ATOL) -> dict[str, float]:
+    """Compare onnxruntime with PyTorch on batch ``x`` and on batch sizes 1 and 7.
+
+    Raises:
+        ExportError: probabilities differ by more than ``atol`` or argmax differs.
+    """
+    sess = _session(onnx_path)
+    head = ProbabilityHead(net).eval()
+    worst = 0.0
+    for xb in (x, x[:1], np.concatenate([x] * (7 // len(x) + 1))[:7]):
+        with torch.no_grad():
+            p_t, l_t = (t.numpy() for t in head(torch.from_numpy(xb)))
+        p_o, l_o = sess.run(["probabilities", "load_fraction"], {"image": xb})
+        if p_o.shape != (len(xb), 2) or l_o.shape != (len(xb),):
+            raise ExportError(f"ONNX output shapes {p_o.shape}, {l_o.shape} for batch {len(xb)}")
+        d = float(max(np.abs(p_o - p_t).max(), np.abs(l_o - l_t).max()))
+        worst = max(worst, d)
+        if d > atol or not np.array_equal(p_o.argmax(1), p_t.argmax(1)):
+            raise ExportError(f"parity check failed at batch {len(xb)}: max |ONNX - PyTorch| = "
+                              f"{d:.2e} > {atol:.0e} or a different argmax")
+    return {"max_abs_diff": worst}
+
+
+def export_onnx(ckpt: str | Path, output: str | Path, opset: int = 18,
+                recipe: str | Path | None = "configs/default.yaml",
+                metrics: dict[str, Any] | None = None, parity_data: str | Path | None = None,
+                weights_out: str | Path | None = None) -> dict[str, Any]:
+    """Export a checkpoint to ONNX; write it only if every check passes.
+
+    Checks: ``onnx.checker`` (full), an onnxruntime load, parity with PyTorch on a real batch
+    (probabilities within 1e-4, same argmax) at batch sizes 8, 1 and 7.
+
+    Args:
+        ckpt: Lightning checkpoint or shipped ``.pt``.
+        output: the ``.onnx`` to write.
+        opset: ONNX opset.
+        recipe: the training config whose sha256 goes into the metadata.
+        metrics: headline metrics to record in the metadata.
+        parity_data: labelled chips for the parity batch (default: freshly rendered chips).
+        weights_out: also save the PyTorch weights here (for fine-tuning).
+
+    Returns:
+        A report: path, sha256, size, parity figures.
+
+    Raises:
+        ExportError: a check failed (no file is left behind).
+        UsageError: bad checkpoint or output path.
+    """
+    import onnx
+
+    m = load_model(ckpt)
+    out = Path(output)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"cannot create {out.parent}: {e.strerror}") from e
+    x = sample_views(m.spec, 8, data=parity_data)
+    head = ProbabilityHead(m.net).eval()
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        batch = torch.export.Dim("batch", min=1, max=65536)
+        torch.onnx.export(head, (torch.from_numpy(x),), str(tmp), dynamo=True,
+                          input_names=["image"], output_names=["probabilities", "load_fraction"],
+                          dynamic_shapes=({0: batch},), opset_version=opset,
+                          external_data=False, optimize=True)
+        model = onnx.load(str(tmp))
+        for k, v in build_metadata(m, recipe, metrics).items():
+            model.metadata_props.add(key=k, value=v)
+        model.doc_string = "shipload tanker load-state classifier"
+        onnx.save(model, str(tmp))
+        onnx.checker.check_model(str(tmp), full_check=True)
+        parity = check_parity(tmp, m.net, x)
+        tmp.chmod(0o644)  # mkstemp makes it private
+        tmp.replace(out)
+    except ExportError:
+        tmp.unlink(missing_ok=True)
+        raise
+    except Exception as e:
+        tmp.unlink(missing_ok=True)
+        raise ExportError(f"export failed: {type(e).__name__}: {e}") from e
+    if weights_out:
+        save_weights(m, weights_out)
+    return {"path": str(out), "sha256": sha256_file(out), "bytes": out.stat().st_size, **parity}
+
+
+class _Calibration:
+    """onnxruntime CalibrationDataReader over prepared views."""
+
+    def __init__(self, views: np.ndarray, batch: int = 16) -> None:
+        self._it: Iterator[np.ndarray] = (views[i : i + batch] for i in range(0, len(views), batch))
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        nxt = next(self._it, None)
+        return None if nxt is None else {"image": nxt}
+
+
+def quantize_int8(fp32: str | Path, output: str | Path, calibration: str | Path,
+                  n_calib: int = 256) -> dict[str, Any]:
+    """Static QDQ int8 quantization calibrated on labelled or rendered chips in ``calibration``.
+
+    Weights per-channel int8, activations uint8; calibration by MinMax over ``n_calib`` views.
+    Written only if the result loads and agrees with fp32 on at least 99 % of the views.
+
+    Returns:
+        A report: path, sha256, agreement with fp32 on the calibration views.
+    """
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from shipload.inference import read_metadata
+
+    meta = read_metadata(fp32)
+    spec = InputSpec(int(meta["input_height"]), int(meta["input_width"]),
+                     meta["resize_policy"])  # type: ignore[arg-type]
+    from shipload.data.datasets import load_records
+    from shipload.data.io import read_chip
+
+    recs = load_records(calibration)[:n_calib]
+    views = np.stack([prepare_chip(read_chip(r.path), spec) for r in recs]).transpose(0, 3, 1, 2)
+    views = np.ascontiguousarray(views, dtype=np.float32)
+    out = Path(output)
+    with tempfile.TemporaryDirectory(dir=out.parent) as td:
+        pre = Path(td) / "pre.onnx"
+        quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
+        q = Path(td) / "q.onnx"
+        quantize_static(str(pre), str(q), _Calibration(views), quant_format=QuantFormat.QDQ,
+                        per_channel=True, activation_type=QuantType.QUInt8,
+                        weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax)
+        import onnx
+
+        model = onnx.load(str(q))
+        del model.metadata_props[:]
+        for k, v in {**meta, "quantization": "int8 static QDQ, per-channel weights"}.items():
+            model.metadata_props.add(key=k, value=v)
+        onnx.save(model, str(q))
+        p32 = _session(fp32).run(["probabilities"], {"image": views})[0]
+        p8 = _session(q).run(["probabilities"], {"image": views})[0]
+        agree = float((p32.argmax(1) == p8.argmax(1)).mean())
+        if agree < 0.99:
+            raise ExportError(f"int8 model agrees with fp32 on only {agree:.1%} of calibration "
+                              "chips; not written")
+        q.chmod(0o644)
+        q.replace(out)
+    return {"path": str(out), "sha256": sha256_file(out), "bytes": out.stat().st_size,
+            "agreement_with_fp32": agree, "max_abs_prob_diff": float(np.abs(p32 - p8).max())}
