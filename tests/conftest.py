@@ -40,3 +40,26 @@ def synth_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("synth") / "set"
     write_dataset(tiny_config(), out, 48, seed=3, workers=1, progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def smoke_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A checkpoint from a real (tiny) smoke fit."""
+    from shipload.training import cli_main
+
+    tmp = tmp_path_factory.mktemp("smoke")
+    repo = Path(__file__).resolve().parents[1]
+    cli_main(["fit", "--config", str(repo / "configs" / "smoke.yaml"), f"--data.data={tmp / 'data'}",
+              f"--trainer.default_root_dir={tmp}", f"--trainer.logger.init_args.save_dir={tmp}",
+              f"--trainer.callbacks.init_args.dirpath={tmp / 'ckpt'}"])
+    return tmp / "ckpt" / "last.ckpt"
+
+
+@pytest.fixture(scope="session")
+def smoke_onnx(smoke_ckpt: Path) -> Path:
+    """The smoke checkpoint exported to ONNX (with every export check)."""
+    from shipload.export import export_onnx
+
+    out = smoke_ckpt.parent / "smoke.onnx"
+    export_onnx(smoke_ckpt, out, recipe=None)
+    return out

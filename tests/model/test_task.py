@@ -1,0 +1,124 @@
+"""The training path through the real LightningCLI on renderer data."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from lightning.pytorch.callbacks import Callback
+
+from shipload.model.task import fit_temperature
+from shipload.training import cli_main
+
+REPO = Path(__file__).resolve().parents[2]
+SMOKE = str(REPO / "configs" / "smoke.yaml")
+
+
+def smoke_args(tmp: Path, *extra: str) -> list[str]:
+    return ["fit", "--config", SMOKE, f"--data.data={tmp / 'data'}",
+            f"--trainer.default_root_dir={tmp}",
+            f"--trainer.logger.init_args.save_dir={tmp}",
+            f"--trainer.callbacks.init_args.dirpath={tmp / 'ckpt'}", *extra]
+
+
+def test_smoke_fit_renders_its_data_and_writes_run_files(tmp_path: Path) -> None:
+    cli = cli_main(smoke_args(tmp_path))
+    assert (tmp_path / "data" / "labels.csv").is_file()
+    assert (tmp_path / "ckpt" / "last.ckpt").is_file()
+    log_dir = Path(cli.trainer.log_dir)
+    assert (log_dir / "config.yaml").is_file() and (log_dir / "splits.csv").is_file()
+    # Checkpoints load with weights_only=True: no pickled code inside.
+    state = torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=True)
+    assert state["hyper_parameters"]["backbone"] == "shipnet_small"
+
+
+class Crash(Callback):
+    """Dies as the second epoch starts: the first epoch's checkpoint is on disk."""
+
+    def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+        if trainer.current_epoch == 1:
+            raise RuntimeError("simulated crash")
+
+
+def test_resume_continues_from_saved_step(tmp_path: Path) -> None:
+    args = smoke_args(tmp_path, "--trainer.max_epochs=3")
+    cli = cli_main(args[1:], run=False)  # without a subcommand when not run
+    cli.trainer.callbacks.append(Crash())
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    step1 = torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=True)["global_step"]
+    assert step1 > 0
+    cli = cli_main(args + ["--ckpt_path=last"])
+    assert cli.trainer.global_step == 3 * step1
+    assert cli.trainer.current_epoch == 3
+
+
+def test_unknown_config_key_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model:\n  bakbone: resnet18\n")
+    with pytest.raises(SystemExit):
+        cli_main(smoke_args(tmp_path, f"--config={bad}"))
+    assert "bakbone" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli_main(smoke_args(tmp_path, "--data.batchsize=3"))
+    assert "batchsize" in capsys.readouterr().err
+
+
+def test_finetune_from_weights(tmp_path: Path) -> None:
+    cli_main(smoke_args(tmp_path))
+    ck = tmp_path / "ckpt" / "last.ckpt"
+    cli = cli_main(smoke_args(tmp_path / "ft", f"--model.init_from={ck}")[1:], run=False)
+    src = torch.load(ck, weights_only=True)["state_dict"]
+    got = cli.model.net.state_dict()
+    k = "cls_head.weight"
+    assert torch.equal(got[k], src["net." + k])
+
+
+def test_fit_temperature_recovers_scale() -> None:
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(4000, 2, generator=g) * 2
+    y = torch.distributions.Categorical(logits=z).sample()
+    t = fit_temperature(z * 3.0, y)  # logits 3x too confident
+    assert 2.5 < t < 3.5
+
+
+EASY = """
+ship_classes:
+  small: {weight: 1.0, length_m: [60, 110], beam_ratio: [5.5, 7.2], fb_laden_m: [1.0, 2.0], fb_ballast_m: [3.0, 4.5]}
+load: {extreme_weight: 1.0, extreme_width: 0.05}
+sensor:
+  gsd_m: [0.3, 0.45]
+  off_nadir_deg: [25, 40]
+  sun_elevation_deg: [20, 30]
+  max_chip_px: 200
+  noise_std: [0.002, 0.004]
+  jpeg_fraction: 0.0
+nuisance: {wake: 0.0, glint: 0.0, haze: 0.0, cloud: 0.0, quay: 0.0, neighbour: 0.0}
+"""
+
+
+def test_short_real_fit_beats_chance(tmp_path: Path) -> None:
+    cfg = tmp_path / "easy.yaml"
+    cfg.write_text(EASY)
+    cli = cli_main(smoke_args(
+        tmp_path, f"--data.synth_config={cfg}", "--data.synth_n=480", "--data.batch_size=32",
+        "--trainer.max_epochs=8", "--trainer.limit_train_batches=1.0",
+        "--trainer.limit_val_batches=1.0", "--data.val_fraction=0.25", "--data.test_fraction=0.0",
+        "--model.input_height=48", "--model.input_width=144", "--model.lr=0.004",
+        "--data.cache=true"))
+    acc = float(cli.trainer.callback_metrics["val_acc"])
+    assert acc >= 0.75, f"validation accuracy {acc:.3f} on an easy set"
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_on_cpu(tmp_path: Path) -> None:
+    args = smoke_args(tmp_path, "--trainer.strategy=ddp", "--trainer.devices=2",
+                      "--trainer.accelerator=cpu")
+    r = subprocess.run([sys.executable, str(REPO / "train.py"), *args], cwd=REPO,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (tmp_path / "ckpt" / "last.ckpt").is_file()

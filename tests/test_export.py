@@ -1,0 +1,73 @@
+"""ONNX export: metadata, dynamic batch, parity, failure leaves no file, int8."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from shipload.errors import ExportError
+from shipload.export import check_parity, export_onnx, load_model, quantize_int8, sample_views
+from shipload.inference import read_metadata
+
+
+def test_metadata_is_self_describing(smoke_onnx: Path) -> None:
+    m = read_metadata(smoke_onnx)
+    assert json.loads(m["classes"]) == ["empty", "laden"]
+    assert (m["input_height"], m["input_width"], m["resize_policy"]) == ("32", "96", "hull_aligned")
+    assert m["shipload_version"] and "training_data" in m and "backbone" in m
+
+
+@pytest.mark.parametrize("batch", [1, 7])
+def test_dynamic_batch(smoke_onnx: Path, batch: int) -> None:
+    s = ort.InferenceSession(str(smoke_onnx), providers=["CPUExecutionProvider"])
+    p, lf = s.run(None, {"image": np.random.rand(batch, 3, 32, 96).astype(np.float32)})
+    assert p.shape == (batch, 2) and lf.shape == (batch,)
+    np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-5)
+
+
+def test_parity_on_real_chips(smoke_onnx: Path, smoke_ckpt: Path) -> None:
+    m = load_model(smoke_ckpt)
+    rep = check_parity(smoke_onnx, m.net, sample_views(m.spec, 4, seed=7))
+    assert rep["max_abs_diff"] < 1e-4
+
+
+def test_failed_parity_leaves_no_file(smoke_ckpt: Path, tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # Break parity for real: the PyTorch side of the check sees perturbed weights.
+    import shipload.export as ex
+
+    real = ex.check_parity
+
+    def tampered(path: Path, net: torch.nn.Module, x: np.ndarray, atol: float = 1e-4) -> dict:
+        with torch.no_grad():
+            net.cls_head.bias[1] += 3.0  # both logits alike would leave softmax unchanged
+        return real(path, net, x, atol)
+
+    monkeypatch.setattr(ex, "check_parity", tampered)
+    out = tmp_path / "m.onnx"
+    with pytest.raises(ExportError, match="parity"):
+        export_onnx(smoke_ckpt, out, recipe=None)
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_int8_quantization(smoke_onnx: Path, synth_set: Path, tmp_path: Path) -> None:
+    out = tmp_path / "q.onnx"
+    rep = quantize_int8(smoke_onnx, out, synth_set, n_calib=32)
+    assert out.is_file() and rep["agreement_with_fp32"] >= 0.99
+    assert read_metadata(out)["quantization"].startswith("int8")
+
+
+def test_weights_pt_roundtrip(smoke_ckpt: Path, tmp_path: Path) -> None:
+    from shipload.export import save_weights
+
+    m = load_model(smoke_ckpt)
+    pt = save_weights(m, tmp_path / "w.pt")
+    m2 = load_model(pt)
+    x = torch.rand(2, 3, 32, 96)
+    with torch.no_grad():
+        assert torch.allclose(m.net(x)[0], m2.net(x)[0])

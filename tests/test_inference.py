@@ -1,0 +1,62 @@
+"""Predictor: providers, metadata, TTA, odd chips."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from shipload.errors import UsageError
+from shipload.inference import Predictor, tta_views
+
+
+def test_missing_model_is_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="model not found"):
+        Predictor(tmp_path / "none.onnx")
+
+
+def test_foreign_file_is_usage_error(tmp_path: Path) -> None:
+    p = tmp_path / "x.onnx"
+    p.write_bytes(b"not onnx")
+    with pytest.raises(UsageError):
+        Predictor(p)
+
+
+def test_cuda_where_it_cannot_run_is_an_error(smoke_onnx: Path) -> None:
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("CUDA provider present")
+    with pytest.raises(UsageError, match="CUDA"):
+        Predictor(smoke_onnx, device="cuda")
+
+
+def test_auto_reports_the_provider_that_runs(smoke_onnx: Path) -> None:
+    p = Predictor(smoke_onnx, device="auto")
+    assert p.provider == p.session.get_providers()[0]
+
+
+def test_tta_views_are_the_symmetries() -> None:
+    x = np.arange(2 * 3 * 4 * 6, dtype=np.float32).reshape(2, 3, 4, 6)
+    v = tta_views(x, "hull_aligned")
+    assert len(v) == 4 and all(a.shape == x.shape for a in v)
+    sq = np.zeros((1, 3, 5, 5), np.float32)
+    assert len(tta_views(sq, "letterbox")) == 8
+
+
+def test_predict_rows_in_order_with_error_rows(smoke_onnx: Path, synth_set: Path,
+                                               tmp_path: Path) -> None:
+    chips = sorted((synth_set / "images").iterdir())[:5]
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"garbage")
+    paths = [str(chips[0]), str(bad), *map(str, chips[1:])]
+    pred = Predictor(smoke_onnx)
+    rows = [r for batch in pred.predict(paths, batch_size=2, workers=0) for r in batch]
+    assert [r["path"] for r in rows] == paths
+    assert rows[1]["status"] == "error" and "bad.png" in rows[1]["error"]
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert all(0 <= r["p_laden"] <= 1 and r["label"] in ("empty", "laden") for r in ok)
+    # The same chips give the same numbers with decoding in worker processes.
+    rows2 = [r for b in pred.predict(paths, batch_size=3, workers=2) for r in b]
+    assert [r["p_laden"] for r in rows2] == [r["p_laden"] for r in rows]
