@@ -18,14 +18,14 @@ from shipload.inference import read_metadata
 def test_metadata_is_self_describing(smoke_onnx: Path) -> None:
     m = read_metadata(smoke_onnx)
     assert json.loads(m["classes"]) == ["empty", "laden"]
-    assert (m["input_height"], m["input_width"], m["resize_policy"]) == ("32", "96", "hull_aligned")
+    assert (m["input_height"], m["input_width"], m["resize_policy"]) == ("32", "64", "hull_aligned")
     assert m["shipload_version"] and "training_data" in m and "backbone" in m
 
 
 @pytest.mark.parametrize("batch", [1, 7])
 def test_dynamic_batch(smoke_onnx: Path, batch: int) -> None:
     s = ort.InferenceSession(str(smoke_onnx), providers=["CPUExecutionProvider"])
-    p, lf = s.run(None, {"image": np.random.rand(batch, 3, 32, 96).astype(np.float32)})
+    p, lf = s.run(None, {"image": np.random.rand(batch, 3, 32, 64).astype(np.float32)})
     assert p.shape == (batch, 2) and lf.shape == (batch,)
     np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-5)
 
@@ -68,6 +68,6 @@ def test_weights_pt_roundtrip(smoke_ckpt: Path, tmp_path: Path) -> None:
     m = load_model(smoke_ckpt)
     pt = save_weights(m, tmp_path / "w.pt")
     m2 = load_model(pt)
-    x = torch.rand(2, 3, 32, 96)
+    x = torch.rand(2, 3, 32, 64)
     with torch.no_grad():
         assert torch.allclose(m.net(x)[0], m2.net(x)[0])

@@ -233,7 +233,7 @@ def compute_metrics(j: Joined, abstain: tuple[float, float] | None = None) -> di
     cov = []
     for half in (0.0, 0.05, 0.1, 0.2, 0.3, 0.4):
         keep = np.abs(p - 0.5) >= half
-        cov.append({"band": [round(0.5 - half, 2), round(0.5 + half, 2)],
+        cov.append({"band": [round(0.5 - half, 2), round(0.5 + half, 2)] if half else "none",
                     "coverage": round(float(keep.mean()), 5),
                     "accuracy": round(accuracy(y[keep], p[keep]), 5) if keep.any() else None})
     out["coverage_vs_accuracy"] = cov

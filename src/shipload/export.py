@@ -58,8 +58,7 @@ def load_model(path: str | Path) -> LoadedModel:
     net = ShiploadNet(hp["backbone"], hp.get("dropout", 0.2))
     load_weights(net, p)
     net.eval()
-    spec = InputSpec(hp.get("input_height", 64), hp.get("input_width", 192),
-                     hp.get("resize_policy", "hull_aligned"))
+    spec = InputSpec.from_mapping(hp)
     best = None
     for k, v in state.get("callbacks", {}).items():
         if "ModelCheckpoint" in k and v.get("best_model_score") is not None:
@@ -122,6 +121,7 @@ def build_metadata(m: LoadedModel, recipe: str | Path | None,
         "input_height": str(m.spec.height),
         "input_width": str(m.spec.width),
         "resize_policy": m.spec.policy,
+        "across_scale": f"{m.spec.across_scale:g}",
         "input": json.dumps(describe(m.spec)),
         "input_range": "float32 RGB in [0, 1], NCHW; normalisation is inside the graph",
         "outputs": "probabilities (B, 2) over classes; load_fraction (B,) in [0, 1]",
@@ -264,8 +264,7 @@ def quantize_int8(fp32: str | Path, output: str | Path, calibration: str | Path,
     from shipload.inference import read_metadata
 
     meta = read_metadata(fp32)
-    spec = InputSpec(int(meta["input_height"]), int(meta["input_width"]),
-                     meta["resize_policy"])  # type: ignore[arg-type]
+    spec = InputSpec.from_mapping(meta)
     from shipload.data.datasets import load_records
     from shipload.data.io import read_chip
 

@@ -110,8 +110,7 @@ class Predictor:
         if "input_height" not in self.meta:
             raise UsageError(f"{path}: no shipload metadata; export it with `shipload export`")
         self.path = path
-        self.spec = InputSpec(int(self.meta["input_height"]), int(self.meta["input_width"]),
-                              self.meta["resize_policy"])  # type: ignore[arg-type]
+        self.spec = InputSpec.from_mapping(self.meta)
         self.classes = tuple(json.loads(self.meta.get("classes", json.dumps(list(CLASSES)))))
         available = ort.get_available_providers()
         want: list[str]

@@ -53,6 +53,7 @@ class ShiploadTask(L.LightningModule):
         input_height: model input rows.
         input_width: model input columns.
         resize_policy: ``hull_aligned``, ``letterbox`` or ``stretch`` (see data.transforms).
+        across_scale: hull-aligned views sample this much finer across the hull than along it.
         lr: peak learning rate (one-cycle schedule).
         weight_decay: AdamW weight decay.
         load_loss_weight: weight of the load-fraction loss (masked where unknown).
@@ -66,9 +67,10 @@ class ShiploadTask(L.LightningModule):
     def __init__(
         self,
         backbone: str = "shipnet",
-        input_height: int = 64,
-        input_width: int = 192,
+        input_height: int = 80,
+        input_width: int = 160,
         resize_policy: Policy = "hull_aligned",
+        across_scale: float = 2.0,
         lr: float = 3e-3,
         weight_decay: float = 0.05,
         load_loss_weight: float = 1.0,

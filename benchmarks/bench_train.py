@@ -1,0 +1,88 @@
+"""Training throughput per backbone on CPU, and the data pipeline alone, side by side.
+
+    python benchmarks/bench_train.py [--steps 6] [--batch 32]
+
+Prints images/s of a full optimisation step (forward, backward, AdamW) for each backbone at
+the default input (64 x 192, hull-aligned), and images/s of the data pipeline (decode, align,
+augment) with and without the view cache, so the bottleneck shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from shipload.data.datasets import CachedViewDataset, ChipDataset, load_records
+from shipload.data.transforms import InputSpec, TrainTransform, ViewTrainTransform
+from shipload.model.backbones import BACKBONES, ShiploadNet
+from shipload.synth import SynthConfig, write_dataset
+
+SPEC = InputSpec()
+
+
+def train_rate(name: str, steps: int, batch: int, device: str, bf16: bool) -> float:
+    net = ShiploadNet(name).to(device).to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
+    x = torch.rand(batch, 3, SPEC.height, SPEC.width, device=device).contiguous(
+        memory_format=torch.channels_last)
+    y = torch.randint(0, 2, (batch,), device=device)
+    t0 = 0.0
+    for i in range(steps + 2):
+        if i == 2:
+            if device == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
+            logits, _ = net(x)
+            loss = torch.nn.functional.cross_entropy(logits.float(), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return steps * batch / (time.perf_counter() - t0)
+
+
+def data_rate(ds: torch.utils.data.Dataset, n: int) -> float:  # type: ignore[type-arg]
+    t0 = time.perf_counter()
+    for i in range(n):
+        ds[i % len(ds)]
+    return n / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--backbones", default=",".join(BACKBONES))
+    a = ap.parse_args()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    print(f"device {device}, torch threads {torch.get_num_threads()}, input "
+          f"{SPEC.height}x{SPEC.width}, batch {a.batch}")
+    with tempfile.TemporaryDirectory() as d:
+        root = write_dataset(SynthConfig(), Path(d) / "s", 200, seed=0, workers=2, progress=False)
+        recs = load_records(root)
+        raw = data_rate(ChipDataset(recs, TrainTransform(SPEC, 0)), 200)
+        views = np.stack([np.zeros((SPEC.height, SPEC.width, 3), np.uint8)] * len(recs))
+        cached = data_rate(CachedViewDataset(recs, views, ViewTrainTransform(0)), 400)
+    print(f"data pipeline, 1 process: decode+align+augment {raw:7.1f} img/s; "
+          f"cached views+augment {cached:7.1f} img/s")
+    base = None
+    for name in a.backbones.split(","):
+        r = train_rate(name, a.steps, a.batch, device, bf16=False)
+        base = base or r
+        line = f"  {name:<20} fp32 {r:8.1f} img/s ({r / base:5.2f}x shipnet)"
+        if device == "cuda":
+            rb = train_rate(name, a.steps, a.batch, device, bf16=True)
+            line += f"   bf16 {rb:8.1f} img/s ({rb / r:.2f}x fp32)"
+        bottleneck = "model" if r < raw else "data (use cache: true)"
+        print(line + f"   bottleneck without cache: {bottleneck}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""Measure the shipped model for its card: held-out set, physical bound, robustness, resolution.
+
+    python scripts/make_card.py [--model models/shipload.onnx] [--robust data/robust.onnx]
+
+Renders the 5,000-chip held-out set (renderer seed 2; training used seed 1) when absent,
+predicts and evaluates it, fits the oracle on the training manifest, and writes
+models/eval/metrics.json plus the report plots; prints the tables for models/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+
+from holdout_manifest import held_out  # noqa: E402
+
+from shipload.batch import run_predict  # noqa: E402
+from shipload.data.io import read_chip  # noqa: E402
+from shipload.data.transforms import prepare_chip  # noqa: E402
+from shipload.evaluate import accuracy, evaluate  # noqa: E402
+from shipload.inference import Predictor  # noqa: E402
+from shipload.oracle import fit_oracle, oracle_accuracy  # noqa: E402
+from shipload.synth import SynthConfig, write_dataset  # noqa: E402
+
+
+def predictions(path: Path) -> dict[str, float]:
+    return {str(Path(r["path"]).resolve()): float(r["p_laden"])
+            for r in csv.DictReader(open(path)) if r["status"] == "ok"}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", type=Path, default=REPO / "models" / "shipload.onnx")
+    ap.add_argument("--heldout", type=Path, default=REPO / "data" / "heldout")
+    ap.add_argument("--train", type=Path, default=REPO / "data" / "train" / "labels.csv")
+    ap.add_argument("--robust", type=Path, default=None, help="model trained without held-out "
+                    "conditions (scripts/holdout_manifest.py)")
+    ap.add_argument("--out", type=Path, default=REPO / "models" / "eval")
+    a = ap.parse_args()
+    if not (a.heldout / "labels.csv").exists():
+        write_dataset(SynthConfig(), a.heldout, 5000, seed=2, workers=2)
+    rows = list(csv.DictReader(open(a.heldout / "labels.csv")))
+    pred = a.out.parent / "eval_predictions.csv"
+    a.out.mkdir(parents=True, exist_ok=True)
+    s = run_predict([str(a.heldout / "images")], pred, model=a.model, overwrite=True, quiet=True)
+    m = evaluate(pred, a.heldout, a.out)
+    for f in ("index.html",):
+        (a.out / f).unlink(missing_ok=True)  # thumbnails of 5,000 chips: keep the repo small
+    result: dict = {"heldout": {"n": len(rows), "seed": 2, "chips_per_s": s["chips_per_s"]},
+                    "metrics": m}
+
+    oracle = fit_oracle(a.train, epochs=30)
+    result["oracle"] = oracle_accuracy(oracle, a.heldout / "labels.csv")
+
+    p = predictions(pred)
+    y = np.array([1 if r["label"] == "laden" else 0 for r in rows])
+    pp = np.array([p.get(str((a.heldout / r["path"]).resolve()), np.nan) for r in rows])
+    lf = np.array([float(r["load_fraction"]) for r in rows])
+    ext = (lf < 0.12) | (lf > 0.88)
+    result["extreme_load_accuracy"] = accuracy(y[ext], pp[ext])
+    result["mid_load_accuracy"] = accuracy(y[~ext], pp[~ext])
+
+    # Accuracy against chip resolution: shrink every chip before the model sees it.
+    pr = Predictor(a.model)
+    sub = rows[:1500]
+    ys = np.array([1 if r["label"] == "laden" else 0 for r in sub])
+    res = {}
+    for factor in (1.0, 1.5, 2.0, 3.0):
+        views = []
+        for r in sub:
+            img = read_chip(a.heldout / r["path"])
+            if factor > 1:
+                h, w = img.shape[:2]
+                img = cv2.resize(img, (max(8, round(w / factor)), max(8, round(h / factor))),
+                                 interpolation=cv2.INTER_AREA)
+            views.append(prepare_chip(img, pr.spec))
+        x = np.ascontiguousarray(np.stack(views).transpose(0, 3, 1, 2))
+        probs = np.concatenate([pr.infer(x[i : i + 256])[0] for i in range(0, len(x), 256)])
+        res[f"{factor:g}x coarser"] = accuracy(ys, probs[:, 1])
+    result["accuracy_vs_chip_resolution"] = res
+
+    if a.robust:
+        rp = a.out.parent / "eval_predictions_robust.csv"
+        run_predict([str(a.heldout / "images")], rp, model=a.robust, overwrite=True, quiet=True)
+        q = predictions(rp)
+        qq = np.array([q.get(str((a.heldout / r["path"]).resolve()), np.nan) for r in rows])
+        ho = np.array([held_out(r) for r in rows])
+        result["robustness"] = {"in_distribution": accuracy(y[~ho], qq[~ho]),
+                                "held_out_conditions": accuracy(y[ho], qq[ho]),
+                                "n_in": int((~ho).sum()), "n_held_out": int(ho.sum())}
+        rp.unlink()
+    (a.out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+    pred.unlink()
+    o = m["overall"]
+    print(json.dumps({k: v for k, v in result.items() if k != "metrics"}, indent=2))
+    print(f"overall: acc {o['accuracy']} f1 {o['f1']} auroc {o['auroc']} ece {o['ece']} "
+          f"mae {o.get('load_fraction_mae')}")
+    for col, bands in m["by"].items():
+        for b, v in bands.items():
+            print(f"{col} {b}: n {v['n']} acc {v['accuracy']} {v.get('accuracy_ci95')} "
+                  f"ece {v['ece']} mae {v.get('load_fraction_mae')}")
+
+
+if __name__ == "__main__":
+    main()
