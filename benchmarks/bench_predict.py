@@ -82,7 +82,8 @@ def main() -> None:
         torch.set_num_threads(cores)
 
         def eager() -> None:
-            loader = DataLoader(Views(paths, spec), batch_size=a.batch, num_workers=max(1, cores - 1))
+            loader = DataLoader(Views(paths, spec), batch_size=a.batch,
+                                num_workers=max(1, cores - 1))
             with torch.no_grad():
                 for x in loader:
                     net(x)

@@ -92,7 +92,8 @@ class RowWriter:
 
     def __init__(self, path: Path, fmt: Format, resume: bool, overwrite: bool) -> None:
         self.path, self.fmt = path, fmt
-        self.stream_path = path.with_name(path.name + ".partial.jsonl") if fmt == "parquet" else path
+        partial = path.with_name(path.name + ".partial.jsonl")
+        self.stream_path = partial if fmt == "parquet" else path
         exists = path.exists() or (fmt == "parquet" and self.stream_path.exists())
         if exists and not (resume or overwrite):
             raise UsageError(f"{path} exists; pass --resume to continue it or --overwrite to "

@@ -24,7 +24,8 @@ def _synth(a: argparse.Namespace) -> int:
     if a.output_format:
         import dataclasses
 
-        cfg = dataclasses.replace(cfg, sensor=dataclasses.replace(cfg.sensor, output=a.output_format))
+        sensor = dataclasses.replace(cfg.sensor, output=a.output_format)
+        cfg = dataclasses.replace(cfg, sensor=sensor)
     out = write_dataset(cfg, a.out, a.n, a.seed, workers=a.workers, overwrite=a.overwrite,
                         progress=not a.quiet)
     print(f"wrote {a.n} chips and {out / 'labels.csv'}")

@@ -59,9 +59,9 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "") -> T:
 def _convert(tp: Any, value: Any, name: str) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
-    if dataclasses.is_dataclass(tp):
-        return from_dict(tp, value, name)  # type: ignore[arg-type]
-    if origin is dict and args and dataclasses.is_dataclass(args[1]):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, name)
+    if origin is dict and args and isinstance(args[1], type) and dataclasses.is_dataclass(args[1]):
         if not isinstance(value, dict) or not value:
             raise ConfigError(f"{name}: expected a non-empty mapping of names to entries")
         return {k: from_dict(args[1], v, f"{name}.{k}") for k, v in value.items()}

@@ -88,7 +88,9 @@ def test_fit_temperature_recovers_scale() -> None:
 
 EASY = """
 ship_classes:
-  small: {weight: 1.0, length_m: [60, 110], beam_ratio: [5.5, 7.2], fb_laden_m: [1.0, 2.0], fb_ballast_m: [3.0, 4.5]}
+  small:
+    {weight: 1.0, length_m: [60, 110], beam_ratio: [5.5, 7.2], fb_laden_m: [1.0, 2.0],
+     fb_ballast_m: [3.0, 4.5]}
 load: {extreme_weight: 1.0, extreme_width: 0.05}
 sensor:
   gsd_m: [0.3, 0.45]

@@ -44,6 +44,7 @@ class ShipNet(nn.Module):
         self.out_features = 2 * widths[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 3, H, W) → (B, 2C)
+        """Features: global max and mean of the last stage, concatenated."""
         f = self.features(x)
         return torch.cat([f.amax(dim=(2, 3)), f.mean(dim=(2, 3))], dim=1)
 
@@ -106,7 +107,7 @@ class ShiploadNet(nn.Module):
         super().__init__()
         self.backbone_name = backbone
         self.backbone = create_backbone(backbone)
-        f = int(self.backbone.out_features)  # type: ignore[arg-type]
+        f = int(self.backbone.out_features)
         self.dropout = nn.Dropout(dropout)
         self.cls_head = nn.Linear(f, 2)
         self.load_head = nn.Linear(f, 1)

@@ -86,11 +86,16 @@ class ShiploadTask(L.LightningModule):
         self._val_logits: list[torch.Tensor] = []
         self._val_labels: list[torch.Tensor] = []
 
-    def configure_models(self) -> None:  # type: ignore[override]
+    @property
+    def hp(self) -> Any:
+        """The saved constructor arguments, attribute-style (typed loosely for mypy)."""
+        return self.hparams
+
+    def configure_models(self) -> None:
         """Build the network (and load ``init_from`` weights when fine-tuning)."""
-        self.net = ShiploadNet(self.hparams.backbone, self.hparams.dropout)
-        if self.hparams.init_from:
-            load_weights(self.net, self.hparams.init_from)
+        self.net = ShiploadNet(self.hp.backbone, self.hp.dropout)
+        if self.hp.init_from:
+            load_weights(self.net, self.hp.init_from)
 
     def configure_metrics(self) -> None:
         """Per-stage metric collections, cloned TorchGeo-style."""
@@ -113,7 +118,7 @@ class ShiploadTask(L.LightningModule):
         if stage == "train":
             x = x.contiguous(memory_format=torch.channels_last)
         logits, load_logit = self(x)
-        cls_loss = F.cross_entropy(logits, y, label_smoothing=self.hparams.label_smoothing)
+        cls_loss = F.cross_entropy(logits, y, label_smoothing=self.hp.label_smoothing)
         lf = batch["load_fraction"]
         known = torch.isfinite(lf)
         load_pred = torch.sigmoid(load_logit)
@@ -121,7 +126,7 @@ class ShiploadTask(L.LightningModule):
             load_loss = F.smooth_l1_loss(load_pred[known], lf[known], beta=0.1)
         else:
             load_loss = load_pred.sum() * 0.0
-        loss = cls_loss + self.hparams.load_loss_weight * load_loss
+        loss = cls_loss + self.hp.load_loss_weight * load_loss
         bs = x.shape[0]
         p = torch.softmax(logits.detach().float(), dim=1)[:, 1]
         self.metrics[stage + "_"].update(p, y)
@@ -135,13 +140,14 @@ class ShiploadTask(L.LightningModule):
                       prog_bar=stage != "train")
         if stage + "_" in self.band_acc:
             g = batch["gsd_m"]
-            for (lo, hi), m in zip(GSD_BANDS, self.band_acc[stage + "_"]):
+            band_metrics: Any = self.band_acc[stage + "_"]
+            for (lo, hi), m in zip(GSD_BANDS, band_metrics):
                 sel = (g >= lo) & (g < hi) if hi < GSD_BANDS[-1][1] else (g >= lo) & (g <= hi)
                 if sel.any():
                     m.update(p[sel], y[sel])
                     self.log(f"{stage}_acc_{band_name(lo, hi)}", m, on_epoch=True, on_step=False,
                              batch_size=int(sel.sum()))
-        if stage == "val" and self.hparams.calibrate:
+        if stage == "val" and self.hp.calibrate:
             # Keep uncalibrated logits (undo the current temperature) for the refit.
             self._val_logits.append(logits.detach().float() * self.net.temperature)
             self._val_labels.append(y)
@@ -170,21 +176,22 @@ class ShiploadTask(L.LightningModule):
         self._val_logits.clear()
         self._val_labels.clear()
         if self.trainer.world_size > 1:
-            z = self.all_gather(z).flatten(0, 1)
-            y = self.all_gather(y).flatten(0, 1)
+            z = torch.as_tensor(self.all_gather(z)).flatten(0, 1)
+            y = torch.as_tensor(self.all_gather(y)).flatten(0, 1)
         t = fit_temperature(z, y)
         self.net.temperature.fill_(t)
         self.log("temperature", t, rank_zero_only=True)
 
     def configure_optimizers(self) -> Any:
         """AdamW with a one-cycle learning-rate schedule over the whole run."""
-        decay, no_decay = [], []
-        for n, p in self.named_parameters():
+        decay: list[nn.Parameter] = []
+        no_decay: list[nn.Parameter] = []
+        for p in self.parameters():
             (no_decay if p.ndim <= 1 else decay).append(p)
-        opt = torch.optim.AdamW([{"params": decay, "weight_decay": self.hparams.weight_decay},
-                                 {"params": no_decay, "weight_decay": 0.0}], lr=self.hparams.lr)
+        opt = torch.optim.AdamW([{"params": decay, "weight_decay": self.hp.weight_decay},
+                                 {"params": no_decay, "weight_decay": 0.0}], lr=self.hp.lr)
         total = max(1, int(self.trainer.estimated_stepping_batches))
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.hparams.lr, total_steps=total,
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.hp.lr, total_steps=total,
                                                     pct_start=0.15)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 

@@ -75,7 +75,8 @@ class Projector:
         """Build the projector of scene ``s``."""
         lay = -math.tan(math.radians(s.off_nadir_deg)) * azimuth_vector(s.sensor_azimuth_deg)
         sh = -azimuth_vector(s.sun_azimuth_deg) / math.tan(math.radians(s.sun_elevation_deg))
-        return cls(s.heading_deg, s.gsd_m, lay / s.gsd_m, sh / s.gsd_m, np.array(s.centre_offset_px))
+        centre = np.array(s.centre_offset_px)
+        return cls(s.heading_deg, s.gsd_m, lay / s.gsd_m, sh / s.gsd_m, centre)
 
     def ground(self, xy: np.ndarray) -> np.ndarray:
         """Ship-frame (N, 2) metres at z=0 → image (N, 2) pixels."""
@@ -202,7 +203,8 @@ def ship_shapes(s: Scene, proj: Projector) -> ShipShapes:
             a = np.linspace(0, 2 * np.pi, 16, endpoint=False)
             # The bulb's top reaches a little ahead of the stem line; more of it as it rises.
             cx = L / 2 - 0.01 * L + 0.015 * L * r
-            pts = np.stack([cx + 0.025 * L * (0.4 + r) * np.cos(a), 0.09 * B * r**0.5 * np.sin(a)], 1)
+            pts = np.stack([cx + 0.025 * L * (0.4 + r) * np.cos(a),
+                            0.09 * B * r**0.5 * np.sin(a)], 1)
             bulb = proj.ground(pts)
     top = (fb_stern - s.fb_laden_m) - s.rudder_depth_frac * span
     if top > 0:
@@ -218,7 +220,8 @@ def ship_shapes(s: Scene, proj: Projector) -> ShipShapes:
     if np.dot(n, -proj.layover) < 0:  # the seen side faces the sensor, i.e. against layover
         n = -n
     return ShipShapes(hull_shadow, super_shadow, hull_side, band, deck, forecastle, super_side,
-                      super_roof, funnel_side, funnel_roof, pipe_rack, manifold, bulb, rudder, n, wl)
+                      super_roof, funnel_side, funnel_roof, pipe_rack, manifold, bulb, rudder, n,
+                      wl)
 
 
 @dataclass(frozen=True)

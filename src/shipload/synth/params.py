@@ -128,7 +128,8 @@ class NuisanceConfig:
                                     ("water_colours", self.water_colours, WATER_COLOURS)):
             bad = [v for v in values if v not in valid]
             if not values or bad:
-                raise ValueError(f"{name}: unknown {bad or 'empty list'}; choose from {list(valid)}")
+                what = bad or "empty list"
+                raise ValueError(f"{name}: unknown {what}; choose from {list(valid)}")
 
 
 @dataclass(frozen=True)
@@ -231,7 +232,7 @@ class Scene:
     gsd_m: float
     chip_px: int
     centre_offset_px: tuple[float, float]
-    bulb_depth_frac: float  # bulb top below the laden waterline, fraction of (FB_b - FB_l); <0: none
+    bulb_depth_frac: float  # bulb top below laden waterline, share of (FB_b - FB_l); <0: none
     rudder_depth_frac: float
     superstructure_height_m: float
     superstructure_len_frac: float

@@ -98,7 +98,8 @@ def _neighbour(s: Scene, rng: np.random.Generator) -> Scene:
         trim_m=(1 - frac) * 0.01 * length, heading_deg=s.heading_deg + rng.choice([0.0, 180.0])
         + rng.normal(0, 4), centre_offset_px=(s.centre_offset_px[0] + off[0],
                                                s.centre_offset_px[1] + off[1]),
-        deck_paint=str(rng.choice(list(DECK_PAINTS))), hull_paint=str(rng.choice(list(HULL_PAINTS))),
+        deck_paint=str(rng.choice(list(DECK_PAINTS))),
+        hull_paint=str(rng.choice(list(HULL_PAINTS))),
     )
 
 

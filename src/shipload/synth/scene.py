@@ -21,7 +21,7 @@ def smooth_noise(rng: np.random.Generator, size: int, sigma: float, aniso: float
     Returns:
         (size, size) float32.
     """
-    n = rng.standard_normal((size, size)).astype(np.float32)
+    n: np.ndarray = rng.standard_normal((size, size)).astype(np.float32)
     if aniso != 1.0:
         # Blur harder along the wind direction: waves are long-crested.
         k = max(3, int(6 * sigma * aniso) | 1)
@@ -57,7 +57,7 @@ def draw_wake(img: np.ndarray, s: Scene, proj: Projector, rng: np.random.Generat
     """Turbulent track astern and the Kelvin wedge (19.5 deg half-angle), in place."""
     L, B = s.length_m, s.beam_m
     h = img.shape[0]
-    alpha = np.zeros((h, h), np.float32)
+    alpha: np.ndarray = np.zeros((h, h), np.float32)
     ln = L * rng.uniform(0.8, 3.0)
     track = np.array([[-L / 2, -0.45 * B], [-L / 2 - ln, -1.2 * B], [-L / 2 - ln, 1.2 * B],
                       [-L / 2, 0.45 * B]])
