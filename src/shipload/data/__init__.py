@@ -1,0 +1,1 @@
+"""Chip I/O, data sets, augmentation and the Lightning data module."""

@@ -1,0 +1,179 @@
+"""LightningDataModule over a manifest or ImageFolder; renders its own data when asked to."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, get_worker_info
+
+from shipload.data.datasets import (
+    CachedViewDataset,
+    ChipDataset,
+    Record,
+    load_records,
+    stratified_split,
+    write_splits,
+)
+from shipload.data.io import read_chip
+from shipload.data.transforms import (
+    EvalTransform,
+    InputSpec,
+    Policy,
+    TrainTransform,
+    ViewTrainTransform,
+    prepare_chip,
+)
+
+
+def _prepare_u8(args: tuple[str, InputSpec]) -> np.ndarray:
+    view = prepare_chip(read_chip(args[0]), args[1])
+    return np.round(view * 255).astype(np.uint8)
+
+
+def prepare_views(records: list[Record], spec: InputSpec, workers: int) -> np.ndarray:
+    """Prepare every record's view once, in parallel: (N, H, W, 3) uint8."""
+    jobs = [(str(r.path), spec) for r in records]
+    out = np.empty((len(records), spec.height, spec.width, 3), np.uint8)
+    if workers <= 1:
+        for i, j in enumerate(jobs):
+            out[i] = _prepare_u8(j)
+        return out
+    with mp.get_context("fork").Pool(workers) as pool:
+        for i, v in enumerate(pool.imap(_prepare_u8, jobs, chunksize=64)):
+            out[i] = v
+    return out
+
+
+def worker_init_fn(worker_id: int) -> None:
+    """Reseed the dataset's augmentation in each worker.
+
+    ``torch.initial_seed()`` in a worker is the loader's base seed (drawn afresh from the
+    seeded main process every epoch) plus the worker id, so streams differ across workers and
+    epochs yet repeat for a given global seed. Without this every worker would draw the same
+    albumentations stream (a known pitfall of albumentations 2.0.8).
+    """
+    info = get_worker_info()
+    tf = getattr(info.dataset, "transform", None) if info is not None else None
+    if tf is not None and hasattr(tf, "set_seed"):
+        tf.set_seed(torch.initial_seed() % 2**31)
+
+
+class ShiploadDataModule(L.LightningDataModule):
+    """Chips for training, validation and test.
+
+    Args:
+        data: a manifest CSV, a folder with ``labels.csv`` (renderer output) or an ImageFolder.
+        batch_size: chips per batch.
+        num_workers: DataLoader processes.
+        val_fraction: share held out for validation when the data has no split.
+        test_fraction: share held out for test when the data has no split.
+        seed: seed of the split and of the augmentation streams.
+        synth_n: when > 0 and ``data`` does not exist, render this many chips there first.
+        synth_seed: renderer seed for ``synth_n``.
+        synth_config: renderer YAML for ``synth_n`` (default: built-in).
+        input_height: model input rows (linked from the model).
+        input_width: model input columns (linked from the model).
+        resize_policy: model input policy (linked from the model).
+        across_scale: model input across-hull oversampling (linked from the model).
+        augment: augment the training chips.
+        cache: prepare every view once and keep it in memory as uint8 (fast CPU training);
+            augmentation then acts on the view (flips, small affine, radiometry).
+    """
+
+    def __init__(
+        self,
+        data: str = "data/train",
+        batch_size: int = 64,
+        num_workers: int = 2,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        seed: int = 0,
+        synth_n: int = 0,
+        synth_seed: int = 1,
+        synth_config: str | None = None,
+        input_height: int = 80,
+        input_width: int = 160,
+        resize_policy: Policy = "hull_aligned",
+        across_scale: float = 2.0,
+        augment: bool = True,
+        cache: bool = False,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.spec = InputSpec(input_height, input_width, resize_policy, across_scale)
+        self.splits: dict[str, list[Record]] = {}
+        self.views: dict[str, np.ndarray] = {}
+
+    @property
+    def hp(self) -> Any:
+        """The saved constructor arguments, attribute-style (typed loosely for mypy)."""
+        return self.hparams
+
+    def prepare_data(self) -> None:
+        """Render the data set when configured to and absent (runs once, on rank 0)."""
+        hp = self.hp
+        if hp.synth_n > 0 and not Path(hp.data).exists():
+            from shipload.config import load_yaml
+            from shipload.synth import SynthConfig, write_dataset
+
+            cfg = load_yaml(SynthConfig, hp.synth_config) if hp.synth_config else SynthConfig()
+            write_dataset(cfg, hp.data, hp.synth_n, hp.synth_seed, workers=max(1, hp.num_workers))
+
+    def setup(self, stage: str | None = None) -> None:
+        """Read the records and split them (seeded, stratified) once."""
+        if self.splits:
+            return
+        hp = self.hp
+        self.splits = stratified_split(load_records(hp.data), hp.seed, hp.val_fraction,
+                                       hp.test_fraction)
+        trainer = self.trainer
+        # Rank 0 only, and without trainer.log_dir: that property is a collective broadcast,
+        # which would deadlock DDP when called on one rank.
+        if trainer is not None and trainer.is_global_zero and trainer.loggers:
+            log_dir = trainer.loggers[0].log_dir
+            if log_dir:
+                Path(log_dir).mkdir(parents=True, exist_ok=True)
+                write_splits(self.splits, Path(log_dir) / "splits.csv")
+
+    def _loader(self, split: str, train: bool) -> DataLoader[dict[str, Any]]:
+        hp = self.hp
+        recs = self.splits[split]
+        ds: Any
+        if hp.cache:
+            if split not in self.views:
+                self.views[split] = prepare_views(recs, self.spec, os.cpu_count() or 1)
+            vt = ViewTrainTransform(hp.seed) if (train and hp.augment) else None
+            ds = CachedViewDataset(recs, self.views[split], vt)
+        else:
+            aug = train and hp.augment
+            tf = TrainTransform(self.spec, seed=hp.seed) if aug else EvalTransform(self.spec)
+            ds = ChipDataset(recs, tf)
+        return DataLoader(
+            ds,
+            batch_size=hp.batch_size,
+            shuffle=train,
+            drop_last=train and len(recs) > hp.batch_size,
+            num_workers=hp.num_workers,
+            worker_init_fn=worker_init_fn,
+            persistent_workers=False,
+            pin_memory=torch.cuda.is_available(),
+        )
+
+    def train_dataloader(self) -> DataLoader[dict[str, Any]]:
+        """Augmented, shuffled training chips."""
+        return self._loader("train", True)
+
+    def val_dataloader(self) -> DataLoader[dict[str, Any]]:
+        """Validation chips, prepared without augmentation."""
+        return self._loader("val", False)
+
+    def test_dataloader(self) -> DataLoader[dict[str, Any]]:
+        """Test chips, prepared without augmentation."""
+        return self._loader("test", False)
