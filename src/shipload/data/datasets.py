@@ -170,6 +170,17 @@ def write_splits(splits: dict[str, list[Record]], path: str | Path) -> None:
                 w.writerow([str(r.path), CLASSES[r.label], s])
 
 
+def sample(r: Record, view: np.ndarray, i: int) -> dict[str, Any]:
+    """One training item from a record and its (H, W, 3) float view."""
+    return {
+        "image": torch.from_numpy(np.ascontiguousarray(view.transpose(2, 0, 1))),
+        "label": torch.tensor(r.label, dtype=torch.long),
+        "load_fraction": torch.tensor(r.load_fraction, dtype=torch.float32),
+        "gsd_m": torch.tensor(r.gsd_m, dtype=torch.float32),
+        "index": torch.tensor(i, dtype=torch.long),
+    }
+
+
 class ChipDataset(Dataset[dict[str, Any]]):
     """Reads, transforms and tensorises chips.
 
@@ -187,13 +198,7 @@ class ChipDataset(Dataset[dict[str, Any]]):
     def __getitem__(self, i: int) -> dict[str, Any]:
         r = self.records[i]
         view = self.transform(read_chip(r.path))  # (H, W, 3)
-        return {
-            "image": torch.from_numpy(np.ascontiguousarray(view.transpose(2, 0, 1))),
-            "label": torch.tensor(r.label, dtype=torch.long),
-            "load_fraction": torch.tensor(r.load_fraction, dtype=torch.float32),
-            "gsd_m": torch.tensor(r.gsd_m, dtype=torch.float32),
-            "index": torch.tensor(i, dtype=torch.long),
-        }
+        return sample(r, view, i)
 
 
 class CachedViewDataset(Dataset[dict[str, Any]]):
@@ -217,10 +222,4 @@ class CachedViewDataset(Dataset[dict[str, Any]]):
         view = self.views[i].astype(np.float32) * np.float32(1 / 255)
         if self.transform is not None:
             view = self.transform(view)
-        return {
-            "image": torch.from_numpy(np.ascontiguousarray(view.transpose(2, 0, 1))),
-            "label": torch.tensor(r.label, dtype=torch.long),
-            "load_fraction": torch.tensor(r.load_fraction, dtype=torch.float32),
-            "gsd_m": torch.tensor(r.gsd_m, dtype=torch.float32),
-            "index": torch.tensor(i, dtype=torch.long),
-        }
+        return sample(r, view, i)
