@@ -34,12 +34,15 @@ lint: setup
 	$(BIN)/ruff check src tests benchmarks train.py
 	$(BIN)/mypy src
 
-# The shipped model's recipe (see models/README.md).
+# The shipped model's recipe (see models/README.md): two stages, then export and measure.
 train: setup
 	$(PY) train.py fit --config configs/default.yaml
+	$(PY) train.py fit --config configs/default_stage2.yaml
 
 export: setup
-	$(BIN)/shipload export runs/default/checkpoints/last.ckpt --output models/shipload.onnx
+	$(BIN)/shipload export runs/default2/checkpoints/last.ckpt --output models/shipload.onnx \
+	    --weights models/shipload.pt
+	$(PY) scripts/make_card.py
 
 clean:
 	rm -rf $(VENV) runs $(DEMO_DIR) .pytest_cache

@@ -218,8 +218,7 @@ def run_predict(inputs: Sequence[str], output: str | Path, model: str | Path | N
     Raises:
         UsageError: bad arguments (exit code 2 in the CLI).
     """
-    from shipload.export import sha256_file
-    from shipload.inference import Predictor
+    from shipload.inference import Predictor, sha256_file
 
     if resume and overwrite:
         raise UsageError("--resume and --overwrite exclude each other")

@@ -7,7 +7,6 @@ returns ``probabilities`` (B, 2) over (empty, laden) and ``load_fraction`` (B,).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -22,6 +21,7 @@ import torch
 from shipload import CLASSES, __version__
 from shipload.data.transforms import InputSpec, describe, prepare_chip
 from shipload.errors import ExportError, UsageError
+from shipload.inference import read_metadata, sha256_file
 from shipload.model.backbones import ProbabilityHead, ShiploadNet
 from shipload.model.task import load_weights
 
@@ -98,15 +98,6 @@ def sample_views(spec: InputSpec, n: int = 8, seed: int = 12345,
             imgs.append(render(sample_scene(cfg, seed, i)).rgb)
     views = np.stack([prepare_chip(im, spec) for im in imgs])
     return np.ascontiguousarray(views.transpose(0, 3, 1, 2))
-
-
-def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def build_metadata(m: LoadedModel, recipe: str | Path | None,
@@ -260,8 +251,6 @@ def quantize_int8(fp32: str | Path, output: str | Path, calibration: str | Path,
         quantize_static,
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    from shipload.inference import read_metadata
 
     meta = read_metadata(fp32)
     spec = InputSpec.from_mapping(meta)

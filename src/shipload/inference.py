@@ -6,6 +6,7 @@ the CPU decode floor, not the network, bounds throughput.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing as mp
 import os
@@ -23,6 +24,15 @@ from shipload.errors import UsageError
 
 Device = Literal["auto", "cpu", "cuda"]
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "shipload.onnx"
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def read_metadata(model_path: str | Path) -> dict[str, str]:

@@ -10,7 +10,13 @@ from torch.utils.data import DataLoader
 
 from shipload.data.datamodule import worker_init_fn
 from shipload.data.datasets import ChipDataset, load_records
-from shipload.data.transforms import EvalTransform, InputSpec, TrainTransform, hull_axis_deg, prepare_chip
+from shipload.data.transforms import (
+    EvalTransform,
+    InputSpec,
+    TrainTransform,
+    hull_axis_deg,
+    prepare_chip,
+)
 from shipload.synth.render import render
 from tests.conftest import fixed_scene
 

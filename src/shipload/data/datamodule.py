@@ -7,9 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 import lightning as L
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, get_worker_info
 

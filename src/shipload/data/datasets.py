@@ -70,11 +70,12 @@ def read_manifest(path: str | Path, check_files: bool = True) -> list[Record]:
         for line, row in enumerate(reader, start=2):
             label = (row["label"] or "").strip()
             if label not in CLASSES:
-                raise DataError(f"{path}:{line}: unknown label {label!r}; use one of {list(CLASSES)}")
+                raise DataError(f"{path}:{line}: unknown label {label!r}; "
+                                f"use one of {list(CLASSES)}")
             p = (root / row["path"]).resolve()
             if not p.is_relative_to(root):
-                raise DataError(f"{path}:{line}: path {row['path']!r} escapes the manifest's folder "
-                                f"{root}; keep images under it")
+                raise DataError(f"{path}:{line}: path {row['path']!r} escapes the manifest's "
+                                f"folder {root}; keep images under it")
             if check_files and not p.is_file():
                 raise DataError(f"{path}:{line}: image not found: {p}")
             split = (row.get("split") or "").strip()

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import albumentations as A
 import cv2
 import numpy as np
 
 from shipload.data.io import resize_chip
+
+if TYPE_CHECKING:
+    import albumentations as A
 
 Policy = Literal["hull_aligned", "letterbox", "stretch"]
 
@@ -166,6 +168,8 @@ def chip_augment(seed: int | None = None) -> A.Compose:
 
 def view_augment(seed: int | None = None) -> A.Compose:
     """Augmentation of the prepared view: flips (bow left/right, side up/down), small affine."""
+    import albumentations as A
+
     return A.Compose(
         [
             A.HorizontalFlip(p=0.5),
@@ -210,6 +214,8 @@ class ViewTrainTransform:
     """
 
     def __init__(self, seed: int = 0) -> None:
+        import albumentations as A
+
         self.view = A.Compose(
             [
                 A.HorizontalFlip(p=0.5),
