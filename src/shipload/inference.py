@@ -200,7 +200,9 @@ class Predictor:
         jobs = ((i, str(p), self.spec) for i, p in enumerate(paths))
         pool = None
         if n_workers > 0:
-            pool = mp.get_context("fork").Pool(n_workers, initializer=_worker_init)
+            # spawn, not fork: a child forked after the parent's OpenCV thread pool has run
+            # can deadlock inside OpenCV (seen after rendering in the same process).
+            pool = mp.get_context("spawn").Pool(n_workers, initializer=_worker_init)
             it: Iterator[Prepared] = pool.imap(_prepare, jobs, chunksize=8)
         else:
             it = map(_prepare, jobs)

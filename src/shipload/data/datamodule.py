@@ -20,20 +20,14 @@ from shipload.data.datasets import (
     stratified_split,
     write_splits,
 )
-from shipload.data.io import read_chip
 from shipload.data.transforms import (
     EvalTransform,
     InputSpec,
     Policy,
     TrainTransform,
     ViewTrainTransform,
-    prepare_chip,
+    prepare_view_u8,
 )
-
-
-def _prepare_u8(args: tuple[str, InputSpec]) -> np.ndarray:
-    view = prepare_chip(read_chip(args[0]), args[1])
-    return np.round(view * 255).astype(np.uint8)
 
 
 def prepare_views(records: list[Record], spec: InputSpec, workers: int) -> np.ndarray:
@@ -42,10 +36,10 @@ def prepare_views(records: list[Record], spec: InputSpec, workers: int) -> np.nd
     out = np.empty((len(records), spec.height, spec.width, 3), np.uint8)
     if workers <= 1:
         for i, j in enumerate(jobs):
-            out[i] = _prepare_u8(j)
+            out[i] = prepare_view_u8(j)
         return out
-    with mp.get_context("fork").Pool(workers) as pool:
-        for i, v in enumerate(pool.imap(_prepare_u8, jobs, chunksize=64)):
+    with mp.get_context("spawn").Pool(workers) as pool:  # fork can deadlock OpenCV
+        for i, v in enumerate(pool.imap(prepare_view_u8, jobs, chunksize=64)):
             out[i] = v
     return out
 

@@ -141,6 +141,14 @@ def prepare_chip(img: np.ndarray, spec: InputSpec, angle_jitter_deg: float = 0.0
     return np.ascontiguousarray(band, dtype=np.float32)
 
 
+def prepare_view_u8(args: tuple[str, InputSpec]) -> np.ndarray:
+    """Read a chip file and return its view as uint8 (for caching; picklable for workers)."""
+    from shipload.data.io import read_chip
+
+    view = prepare_chip(read_chip(args[0]), args[1])
+    return np.round(view * 255).astype(np.uint8)
+
+
 def chip_augment(seed: int | None = None) -> A.Compose:
     """Augmentation of the raw chip, before ``prepare_chip`` (sensor and radiometry nuisances).
 
@@ -148,6 +156,8 @@ def chip_augment(seed: int | None = None) -> A.Compose:
     gamma and colour jitter (hue at most +-2 %, so red antifouling stays red), blur, noise,
     JPEG and downscaling. Magnitudes are set explicitly: several library defaults are extreme.
     """
+    import albumentations as A  # imported here: it pulls in torch, which predict never needs
+
     return A.Compose(
         [
             A.D4(p=1.0),

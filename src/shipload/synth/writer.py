@@ -145,7 +145,8 @@ def write_dataset(cfg: SynthConfig, out: str | Path, n: int, seed: int, workers:
             _worker_init()
             it = (_task(j) for j in jobs)
         else:
-            pool = mp.get_context("fork" if sys.platform == "linux" else "spawn").Pool(
+            # spawn: forking after OpenCV's thread pool has run can deadlock the child.
+            pool = mp.get_context("spawn").Pool(
                 workers, initializer=_worker_init)
             it = pool.imap(_task, jobs, chunksize=8)
         try:
