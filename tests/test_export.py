@@ -71,3 +71,15 @@ def test_weights_pt_roundtrip(smoke_ckpt: Path, tmp_path: Path) -> None:
     x = torch.rand(2, 3, 32, 64)
     with torch.no_grad():
         assert torch.allclose(m.net(x)[0], m2.net(x)[0])
+
+
+def test_fp16_refuses_without_cuda(smoke_onnx: Path, tmp_path: Path) -> None:
+    from shipload.export import convert_fp16
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        out = tmp_path / "h.onnx"
+        assert convert_fp16(smoke_onnx, out)["max_abs_diff_vs_fp32"] < 2e-3
+        return
+    with pytest.raises(ExportError, match="CUDA"):
+        convert_fp16(smoke_onnx, tmp_path / "h.onnx")
+    assert not list(tmp_path.iterdir())

@@ -37,7 +37,7 @@ def _synth(a: argparse.Namespace) -> int:
 def _export(a: argparse.Namespace) -> int:
     import json
 
-    from shipload.export import export_onnx, quantize_int8
+    from shipload.export import convert_fp16, export_onnx, quantize_int8
 
     metrics = json.loads(Path(a.metrics).read_text()) if a.metrics else None
     rep = export_onnx(a.checkpoint, a.output, opset=a.opset, recipe=a.recipe, metrics=metrics,
@@ -51,6 +51,10 @@ def _export(a: argparse.Namespace) -> int:
         q = quantize_int8(out, out.with_name(out.stem + ".int8.onnx"), a.calibration)
         print(f"wrote {q['path']} ({q['bytes'] / 1e6:.2f} MB); agrees with fp32 on "
               f"{q['agreement_with_fp32']:.2%} of calibration chips")
+    if a.fp16:
+        out = Path(a.output)
+        h = convert_fp16(out, out.with_name(out.stem + ".fp16.onnx"))
+        print(f"wrote {h['path']}; fp16 vs fp32 max |diff| {h['max_abs_diff_vs_fp32']:.1e} (CUDA)")
     return 0
 
 
@@ -116,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--opset", type=int, default=18)
     e.add_argument("--int8", action="store_true", help="also write OUTPUT.int8.onnx (static QDQ)")
     e.add_argument("--calibration", type=Path, default=None, help="chips to calibrate int8 on")
+    e.add_argument("--fp16", action="store_true",
+                   help="also write OUTPUT.fp16.onnx for CUDA (parity checked on CUDA)")
     e.add_argument("--recipe", type=Path, default=Path("configs/default.yaml"),
                    help="training config whose sha256 is recorded")
     e.add_argument("--metrics", type=Path, default=None, help="JSON of headline metrics to record")

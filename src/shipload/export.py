@@ -285,3 +285,42 @@ def quantize_int8(fp32: str | Path, output: str | Path, calibration: str | Path,
         q.replace(out)
     return {"path": str(out), "sha256": sha256_file(out), "bytes": out.stat().st_size,
             "agreement_with_fp32": agree, "max_abs_prob_diff": float(np.abs(p32 - p8).max())}
+
+
+def convert_fp16(fp32: str | Path, output: str | Path, atol: float = 2e-3) -> dict[str, Any]:
+    """fp16 weights and compute for the CUDA provider, fp32 input and outputs kept.
+
+    onnxruntime's CPU provider has no fp16 convolutions, so parity (probabilities within
+    ``atol`` of fp32, same argmax, on rendered chips) can only be checked where CUDA runs;
+    elsewhere this refuses rather than write an unchecked file.
+
+    Raises:
+        ExportError: no CUDA provider to check on, or parity failed (nothing written).
+    """
+    import onnx
+    import onnxruntime as ort
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        raise ExportError("--fp16 needs onnxruntime's CUDA provider to check parity; run the "
+                          "export on a GPU machine (pip install '.[cuda]')")
+    meta = read_metadata(fp32)
+    spec = InputSpec.from_mapping(meta)
+    model = convert_float_to_float16(onnx.load(str(fp32)), keep_io_types=True)
+    out = Path(output)
+    tmp = out.with_name(f".{out.name}.tmp")
+    onnx.save(model, str(tmp))
+    try:
+        x = sample_views(spec, 8)
+        p32 = _session(fp32).run(["probabilities"], {"image": x})[0]
+        s16 = _session(tmp, ["CUDAExecutionProvider"])
+        if s16.get_providers()[0] != "CUDAExecutionProvider":
+            raise ExportError("the CUDA provider did not load; fp16 parity not checked")
+        p16 = s16.run(["probabilities"], {"image": x})[0]
+        d = float(np.abs(p32 - p16).max())
+        if d > atol or not np.array_equal(p32.argmax(1), p16.argmax(1)):
+            raise ExportError(f"fp16 parity failed: max |fp16 - fp32| = {d:.1e}")
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return {"path": str(out), "sha256": sha256_file(out), "max_abs_diff_vs_fp32": d}
