@@ -37,6 +37,65 @@ def predictions(path: Path) -> dict[str, float]:
             for r in csv.DictReader(open(path)) if r["status"] == "ok"}
 
 
+def _ci(v: dict) -> str:
+    lo, hi = v.get("accuracy_ci95") or [None, None]
+    return f"{v['accuracy']:.3f} ({lo:.3f}-{hi:.3f})" if lo is not None else f"{v['accuracy']:.3f}"
+
+
+def write_card(result: dict, model: Path, out: Path) -> None:
+    """Fill scripts/card_template.md with the measured figures."""
+    import onnx
+
+    from shipload.inference import read_metadata, sha256_file
+
+    m = result["metrics"]
+    o = m["overall"]
+    meta = read_metadata(model)
+    models = model.parent
+    g = m["by"]["gsd_m"]
+    orc = result["oracle"]
+    gsd_rows = "\n".join(
+        f"| {b} | {v['n']} | {_ci(v)} | {orc.get(b, float('nan')):.3f} | "
+        f"{100 * (orc.get(b, float('nan')) - v['accuracy']):+.1f} | {v['ece']:.3f} | "
+        f"{v.get('load_fraction_mae', float('nan')):.3f} |" for b, v in g.items())
+    rows = {k: "\n".join(f"| {b} | {v['n']} | {_ci(v)} | {v['ece']:.3f} |"
+                         for b, v in m["by"][k].items())
+            for k in ("sun_elevation_deg", "off_nadir_deg")}
+    res_rows = "\n".join(f"| {k} | {v:.3f} |"
+                         for k, v in result["accuracy_vs_chip_resolution"].items())
+    rb = result.get("robustness")
+    robust_line = (f"in-distribution conditions {rb['in_distribution']:.3f} "
+                   f"({rb['n_in']} chips), held-out conditions {rb['held_out_conditions']:.3f} "
+                   f"({rb['n_held_out']} chips): a gap of "
+                   f"{100 * (rb['in_distribution'] - rb['held_out_conditions']):.1f} points "
+                   "(target < 3)." if rb else "not measured in this run.")
+    peer = result.get("peer", {})
+    peer_rows = ("| backbone | val accuracy (short budget) | CPU views/s (batch 64) |\n"
+                 "|---|---|---|\n" + "\n".join(
+                     f"| {k} | {v.get('val_acc', float('nan')):.3f} | "
+                     f"{v.get('cpu_views_per_s', float('nan')):.0f} |" for k, v in peer.items())
+                 ) if peer else "Not measured in this run."
+    n_params = sum(int(np.prod(t.dims)) for t in onnx.load(str(model)).graph.initializer)
+    text = (REPO / "scripts" / "card_template.md").read_text().format(
+        onnx_mb=f"{model.stat().st_size / 1e6:.1f}", sha_fp32=sha256_file(model),
+        sha_int8=sha256_file(models / "shipload.int8.onnx"),
+        sha_pt=sha256_file(models / "shipload.pt"), backbone=meta["backbone"],
+        params=f"{n_params:,}", height=meta["input_height"], width=meta["input_width"],
+        across=meta.get("across_scale", "1"), temperature=f"{float(meta['temperature']):.2f}",
+        recipe_sha=meta.get("recipe_sha256", "n/a"), n_heldout=f"{result['heldout']['n']:,}",
+        acc=f"{o['accuracy']:.3f}", acc_ci="-".join(f"{x:.3f}" for x in o["accuracy_ci95"]),
+        f1=f"{o['f1']:.3f}", auroc=f"{o['auroc']:.3f}", ece=f"{o['ece']:.3f}",
+        brier=f"{o['brier']:.3f}", mae=f"{o.get('load_fraction_mae', float('nan')):.3f}",
+        confusion=o["confusion"], acc_extreme=f"{result['extreme_load_accuracy']:.3f}",
+        acc_mid=f"{result['mid_load_accuracy']:.3f}", gsd_rows=gsd_rows,
+        sun_rows=rows["sun_elevation_deg"], nadir_rows=rows["off_nadir_deg"],
+        oracle_all=f"{orc['all']:.3f}", gap_all=f"{100 * (orc['all'] - o['accuracy']):.1f}",
+        ece_ok="met" if o["ece"] <= 0.02 else "not met", res_rows=res_rows,
+        robust_line=robust_line, n_robust_train=result.get("n_robust_train", "n/a"),
+        peer_rows=peer_rows)
+    out.write_text(text)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", type=Path, default=REPO / "models" / "shipload.onnx")
@@ -45,6 +104,7 @@ def main() -> None:
     ap.add_argument("--robust", type=Path, default=None, help="model trained without held-out "
                     "conditions (scripts/holdout_manifest.py)")
     ap.add_argument("--out", type=Path, default=REPO / "models" / "eval")
+    ap.add_argument("--peer", type=Path, default=None, help="JSON of the peer comparison")
     a = ap.parse_args()
     if not (a.heldout / "labels.csv").exists():
         write_dataset(SynthConfig(), a.heldout, 5000, seed=2, workers=2)
@@ -98,9 +158,15 @@ def main() -> None:
                                 "held_out_conditions": accuracy(y[ho], qq[ho]),
                                 "n_in": int((~ho).sum()), "n_held_out": int(ho.sum())}
         rp.unlink()
+    if a.peer and a.peer.exists():
+        result["peer"] = json.loads(a.peer.read_text())
+    robust_manifest = REPO / "data" / "train" / "robust_train.csv"
+    if robust_manifest.exists():
+        result["n_robust_train"] = f"{sum(1 for _ in open(robust_manifest)) - 1:,}"
     (a.out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
     pred.unlink()
     o = m["overall"]
+    write_card(result, a.model, REPO / "models" / "README.md")
     print(json.dumps({k: v for k, v in result.items() if k != "metrics"}, indent=2))
     print(f"overall: acc {o['accuracy']} f1 {o['f1']} auroc {o['auroc']} ece {o['ece']} "
           f"mae {o.get('load_fraction_mae')}")
