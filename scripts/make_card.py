@@ -70,6 +70,7 @@ def write_card(result: dict, model: Path, out: Path) -> None:
                    f"{100 * (rb['in_distribution'] - rb['held_out_conditions']):.1f} points "
                    "(target < 3)." if rb else "not measured in this run.")
     peer = result.get("peer", {})
+    i8 = result.get("int8", {})
     peer_rows = ("| backbone | val accuracy (short budget) | CPU views/s (batch 64) |\n"
                  "|---|---|---|\n" + "\n".join(
                      f"| {k} | {v.get('val_acc', float('nan')):.3f} | "
@@ -92,7 +93,9 @@ def write_card(result: dict, model: Path, out: Path) -> None:
         oracle_all=f"{orc['all']:.3f}", gap_all=f"{100 * (orc['all'] - o['accuracy']):.1f}",
         ece_ok="met" if o["ece"] <= 0.02 else "not met", res_rows=res_rows,
         robust_line=robust_line, n_robust_train=result.get("n_robust_train", "n/a"),
-        peer_rows=peer_rows)
+        peer_rows=peer_rows, int8_acc=f"{i8.get('accuracy', float('nan')):.4f}",
+        fp32_acc=f"{i8.get('fp32_accuracy', float('nan')):.4f}",
+        int8_delta=f"{100 * (i8.get('accuracy', 0) - i8.get('fp32_accuracy', 0)):+.2f}")
     out.write_text(text)
 
 
@@ -148,6 +151,15 @@ def main() -> None:
         res[f"{factor:g}x coarser"] = accuracy(ys, probs[:, 1])
     result["accuracy_vs_chip_resolution"] = res
 
+    int8 = a.model.with_name(a.model.stem + ".int8.onnx")
+    if int8.exists():
+        qp = a.out.parent / "eval_predictions_int8.csv"
+        qs = run_predict([str(a.heldout / "images")], qp, model=int8, overwrite=True, quiet=True)
+        q8 = predictions(qp)
+        p8 = np.array([q8.get(str((a.heldout / r["path"]).resolve()), np.nan) for r in rows])
+        result["int8"] = {"accuracy": accuracy(y, p8), "fp32_accuracy": accuracy(y, pp),
+                          "chips_per_s": qs["chips_per_s"], "fp32_chips_per_s": s["chips_per_s"]}
+        qp.unlink()
     if a.robust:
         rp = a.out.parent / "eval_predictions_robust.csv"
         run_predict([str(a.heldout / "images")], rp, model=a.robust, overwrite=True, quiet=True)
