@@ -37,6 +37,10 @@ def predictions(path: Path) -> dict[str, float]:
             for r in csv.DictReader(open(path)) if r["status"] == "ok"}
 
 
+def _acc_or_not_run(v: float | None) -> str:
+    return "not run" if v is None else f"{v:.3f}"
+
+
 def _ci(v: dict) -> str:
     lo, hi = v.get("accuracy_ci95") or [None, None]
     return f"{v['accuracy']:.3f} ({lo:.3f}-{hi:.3f})" if lo is not None else f"{v['accuracy']:.3f}"
@@ -73,7 +77,7 @@ def write_card(result: dict, model: Path, out: Path) -> None:
     i8 = result.get("int8", {})
     peer_rows = ("| backbone | val accuracy (short budget) | CPU views/s (batch 64) |\n"
                  "|---|---|---|\n" + "\n".join(
-                     f"| {k} | {v.get('val_acc', float('nan')):.3f} | "
+                     f"| {k} | {_acc_or_not_run(v.get('val_acc'))} | "
                      f"{v.get('cpu_views_per_s', float('nan')):.0f} |" for k, v in peer.items())
                  ) if peer else "Not measured in this run."
     n_params = sum(int(np.prod(t.dims)) for t in onnx.load(str(model)).graph.initializer)

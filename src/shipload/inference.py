@@ -99,7 +99,7 @@ class Predictor:
     Args:
         model: path to the ``.onnx`` (default: the shipped model).
         device: ``auto`` (CUDA when its provider really loads, else CPU), ``cpu`` or ``cuda``.
-        threads: onnxruntime intra-op threads (default: all cores).
+        threads: onnxruntime intra-op threads (default: cores - 1, leaving one to decoding).
 
     Raises:
         UsageError: missing or foreign model file; ``cuda`` asked for where it cannot run.
@@ -136,7 +136,9 @@ class Predictor:
                     + ["CPUExecutionProvider"])
         so = ort.SessionOptions()
         so.log_severity_level = 3
-        so.intra_op_num_threads = threads or (os.cpu_count() or 1)
+        # Leave a core to the decoding workers (they are the floor); all cores for CUDA.
+        self.threads = threads or max(1, (os.cpu_count() or 2) - 1)
+        so.intra_op_num_threads = self.threads
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(path), so, providers=want)
         self.provider = self.session.get_providers()[0]
