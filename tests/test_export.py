@@ -60,6 +60,7 @@ def test_int8_quantization(smoke_onnx: Path, synth_set: Path, tmp_path: Path) ->
     rep = quantize_int8(smoke_onnx, out, synth_set, n_calib=24, n_eval=24)
     assert out.is_file() and rep["n_eval"] == 24
     assert rep["accuracy_fp32"] - rep["accuracy_int8"] <= 0.005
+    assert read_metadata(out)["quantization"].startswith("int8")
 
 
 def test_int8_refused_when_accuracy_drops(smoke_onnx: Path, synth_set: Path,
@@ -68,7 +69,6 @@ def test_int8_refused_when_accuracy_drops(smoke_onnx: Path, synth_set: Path,
     with pytest.raises(ExportError, match="int8 accuracy"):
         quantize_int8(smoke_onnx, out, synth_set, n_calib=24, n_eval=24, max_accuracy_drop=-1.0)
     assert not out.exists()
-    assert read_metadata(out)["quantization"].startswith("int8")
 
 
 def test_weights_pt_roundtrip(smoke_ckpt: Path, tmp_path: Path) -> None:
