@@ -164,6 +164,7 @@ def main() -> None:
         result["int8"] = {"accuracy": accuracy(y, p8), "fp32_accuracy": accuracy(y, pp),
                           "chips_per_s": qs["chips_per_s"], "fp32_chips_per_s": s["chips_per_s"]}
         qp.unlink()
+        Path(str(qp) + ".meta.json").unlink(missing_ok=True)
     if a.robust:
         rp = a.out.parent / "eval_predictions_robust.csv"
         run_predict([str(a.heldout / "images")], rp, model=a.robust, overwrite=True, quiet=True)
@@ -174,6 +175,7 @@ def main() -> None:
                                 "held_out_conditions": accuracy(y[ho], qq[ho]),
                                 "n_in": int((~ho).sum()), "n_held_out": int(ho.sum())}
         rp.unlink()
+        Path(str(rp) + ".meta.json").unlink(missing_ok=True)
     if a.peer and a.peer.exists():
         result["peer"] = json.loads(a.peer.read_text())
     robust_manifest = REPO / "data" / "train" / "robust_train.csv"
@@ -181,6 +183,7 @@ def main() -> None:
         result["n_robust_train"] = f"{sum(1 for _ in open(robust_manifest)) - 1:,}"
     (a.out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
     pred.unlink()
+    Path(str(pred) + ".meta.json").unlink(missing_ok=True)
     o = m["overall"]
     write_card(result, a.model, REPO / "models" / "README.md")
     print(json.dumps({k: v for k, v in result.items() if k != "metrics"}, indent=2))
