@@ -172,6 +172,12 @@ def read_chip(path: str | Path, bands: Sequence[int] | None = None,
         raise ChipError(f"{p}: {e}") from e
 
 
+def border_colour(img: np.ndarray) -> np.ndarray:
+    """Median colour of the chip's outermost pixels (usually water). Shape (3,)."""
+    edge = np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]])
+    return np.median(edge, axis=0).astype(np.float32)
+
+
 def resize_chip(img: np.ndarray, size: int, policy: ResizePolicy = "letterbox") -> np.ndarray:
     """The one resize used by training and inference.
 
@@ -196,8 +202,7 @@ def resize_chip(img: np.ndarray, size: int, policy: ResizePolicy = "letterbox") 
     out = cv2.resize(img, (sw, sh), interpolation=interp)
     if (nh, nw) == (size, size):
         return np.ascontiguousarray(out, dtype=np.float32)
-    border = np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]])
-    fill = np.median(border, axis=0).astype(np.float32)
+    fill = border_colour(img)
     canvas = np.empty((size, size, 3), np.float32)
     canvas[:] = fill
     y0, x0 = (size - nh) // 2, (size - nw) // 2

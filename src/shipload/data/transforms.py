@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import cv2
 import numpy as np
 
-from shipload.data.io import resize_chip
+from shipload.data.io import border_colour, resize_chip
 
 if TYPE_CHECKING:
     import albumentations as A
@@ -58,12 +58,6 @@ class InputSpec:
         """From checkpoint hyper-parameters or ONNX metadata (``input_height`` ... keys)."""
         return cls(int(d.get("input_height", 80)), int(d.get("input_width", 160)),
                    d.get("resize_policy", "hull_aligned"), float(d.get("across_scale", 2.0)))
-
-
-def border_colour(img: np.ndarray) -> np.ndarray:
-    """Median colour of the chip's outermost pixels (usually water). Shape (3,)."""
-    edge = np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]])
-    return np.median(edge, axis=0).astype(np.float32)
 
 
 def hull_axis_deg(img: np.ndarray) -> float:

@@ -10,7 +10,7 @@ import numpy as np
 
 from shipload.synth import scene as sc
 from shipload.synth.geometry import CueWidths, Projector, ShipShapes, cue_widths, ship_shapes
-from shipload.synth.params import DECK_PAINTS, HULL_PAINTS, Scene
+from shipload.synth.params import DECK_PAINTS, HULL_PAINTS, WATER_COLOURS, Scene
 from shipload.synth.scene import _fill
 from shipload.synth.sensor import downsample, expose
 
@@ -122,8 +122,6 @@ def render(s: Scene, supersample: int = 3, nir: bool = False, clean: bool = Fals
     k = _supersample(h, supersample)
     proj = Projector.for_scene(s)
     if clean:
-        from shipload.synth.params import WATER_COLOURS
-
         bg = np.broadcast_to(np.array(WATER_COLOURS[s.water], np.float32), (h, h, 3)).copy()
     else:
         bg = sc.water(s, rng)
