@@ -28,7 +28,7 @@ from shipload.data.io import read_chip  # noqa: E402
 from shipload.data.transforms import prepare_chip  # noqa: E402
 from shipload.evaluate import accuracy, evaluate  # noqa: E402
 from shipload.inference import Predictor  # noqa: E402
-from shipload.oracle import fit_oracle, oracle_accuracy  # noqa: E402
+from shipload.oracle import fit_oracle, oracle_scores  # noqa: E402
 from shipload.synth import SynthConfig, write_dataset  # noqa: E402
 
 
@@ -57,11 +57,14 @@ def write_card(result: dict, model: Path, out: Path) -> None:
     meta = read_metadata(model)
     models = model.parent
     g = m["by"]["gsd_m"]
-    orc = result["oracle"]
+    orc = result["oracle"]["accuracy"]
+    omae = result["oracle"]["load_mae"]
+    nan = float("nan")
     gsd_rows = "\n".join(
-        f"| {b} | {v['n']} | {_ci(v)} | {orc.get(b, float('nan')):.3f} | "
-        f"{100 * (orc.get(b, float('nan')) - v['accuracy']):+.1f} | {v['ece']:.3f} | "
-        f"{v.get('load_fraction_mae', float('nan')):.3f} |" for b, v in g.items())
+        f"| {b} | {v['n']} | {_ci(v)} | {orc.get(b, nan):.3f} | "
+        f"{100 * (orc.get(b, nan) - v['accuracy']):+.1f} | {v['ece']:.3f} | "
+        f"{v.get('load_fraction_mae', nan):.3f} | {omae.get(b, nan):.3f} |"
+        for b, v in g.items())
     rows = {k: "\n".join(f"| {b} | {v['n']} | {_ci(v)} | {v['ece']:.3f} |"
                          for b, v in m["by"][k].items())
             for k in ("sun_elevation_deg", "off_nadir_deg")}
@@ -94,7 +97,8 @@ def write_card(result: dict, model: Path, out: Path) -> None:
         confusion=o["confusion"], acc_extreme=f"{result['extreme_load_accuracy']:.3f}",
         acc_mid=f"{result['mid_load_accuracy']:.3f}", gsd_rows=gsd_rows,
         sun_rows=rows["sun_elevation_deg"], nadir_rows=rows["off_nadir_deg"],
-        oracle_all=f"{orc['all']:.3f}", gap_all=f"{100 * (orc['all'] - o['accuracy']):.1f}",
+        oracle_all=f"{orc['all']:.3f}", oracle_mae=f"{omae['all']:.3f}",
+        gap_all=f"{100 * (orc['all'] - o['accuracy']):.1f}",
         ece_ok="met" if o["ece"] <= 0.02 else "not met", res_rows=res_rows,
         robust_line=robust_line, n_robust_train=result.get("n_robust_train", "n/a"),
         peer_rows=peer_rows, int8_acc=f"{i8.get('accuracy', float('nan')):.4f}",
@@ -126,7 +130,7 @@ def main() -> None:
                     "metrics": m}
 
     oracle = fit_oracle(a.train, epochs=30)
-    result["oracle"] = oracle_accuracy(oracle, a.heldout / "labels.csv")
+    result["oracle"] = oracle_scores(oracle, a.heldout / "labels.csv")
 
     p = predictions(pred)
     y = np.array([1 if r["label"] == "laden" else 0 for r in rows])

@@ -5,9 +5,10 @@ shadow across the hull, visible hull side, antifouling band, accommodation-block
 in pixels at the chip's resolution. The oracle reads them to the nearest pixel, as a perfect
 measurer of a raster would, together with the directions a reader sees (of the shadows and of
 the layover, relative to the hull axis), and learns the best decision from them on the
-training manifest. It does not know the sun elevation, the view angle or the superstructure's
-height, which the image does not state.
-Its accuracy per GSD band bounds what any model can reach from those cues.
+training manifest: the class (laden iff load fraction >= 0.5) and the load fraction itself.
+It does not know the sun elevation, the view angle or the superstructure's height, which the
+image does not state. Its accuracy and load-fraction error per GSD band bound what any model
+can reach from those cues.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ import torch
 from torch import nn
 
 CUES = ("beam_px", "shadow_width_px", "side_width_px", "band_width_px", "super_shadow_len_px")
+GSD_BANDS: tuple[tuple[float, float], ...] = ((0.3, 0.6), (0.6, 1.2), (1.2, 3.0))
 
 
-def _read(manifest: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _read(manifest: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(cues (N, 7), labels (N,), GSD (N,), load fraction (N,)) from a rendered manifest."""
     with open(manifest, newline="") as f:
         rows = list(csv.DictReader(f))
     x = np.array([[float(r[c]) for c in CUES] + [
@@ -31,11 +34,12 @@ def _read(manifest: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     ] for r in rows], dtype=np.float64)
     y = np.array([1 if r["label"] == "laden" else 0 for r in rows])
     g = np.array([float(r["gsd_m"]) for r in rows])
-    return x, y, g
+    lf = np.array([float(r["load_fraction"]) for r in rows])
+    return x, y, g, lf
 
 
 def features(cues: np.ndarray) -> np.ndarray:
-    """Pixel-quantised cue widths, ratios, directions. (N, 7) → (N, 13) float32.
+    """Pixel-quantised cue widths, ratios, directions. (N, 7) → (N, 12) float32.
 
     Columns of ``cues``: the five ``CUES`` widths, then |sin| of the sun's and the sensor's
     azimuth relative to the hull axis (what the shadow and layover directions show).
@@ -49,13 +53,23 @@ def features(cues: np.ndarray) -> np.ndarray:
 
 
 def fit_oracle(train_manifest: str | Path, epochs: int = 60, seed: int = 0) -> nn.Module:
-    """Train a small MLP on the quantised cues of a rendered training set."""
-    x, y, _ = _read(train_manifest)
+    """Train a small two-output MLP on the quantised cues of a rendered training set.
+
+    Output 0 is the laden logit (cross-entropy); output 1 the load-fraction logit, fitted with
+    an L1 loss, whose minimiser (the posterior median) is the best estimate under the MAE.
+
+    Args:
+        train_manifest: ``labels.csv`` written by ``shipload synth``.
+        epochs: passes over the manifest.
+        seed: initialisation and shuffling seed.
+    """
+    x, y, _, lf = _read(train_manifest)
     f = torch.from_numpy(features(x))
     t = torch.from_numpy(y).float()
+    tl = torch.from_numpy(lf).float()
     torch.manual_seed(seed)
     mlp = nn.Sequential(nn.Linear(f.shape[1], 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(),
-                        nn.Linear(64, 1))
+                        nn.Linear(64, 2))
     mu, sd = f.mean(0), f.std(0) + 1e-6
     mlp.register_buffer("mu", mu)
     mlp.register_buffer("sd", sd)
@@ -64,26 +78,41 @@ def fit_oracle(train_manifest: str | Path, epochs: int = 60, seed: int = 0) -> n
         perm = torch.randperm(len(f))
         for i in range(0, len(f), 512):
             b = perm[i : i + 512]
-            loss = nn.functional.binary_cross_entropy_with_logits(
-                mlp((f[b] - mu) / sd).squeeze(1), t[b])
+            out = mlp((f[b] - mu) / sd)  # (b, 2)
+            loss = (nn.functional.binary_cross_entropy_with_logits(out[:, 0], t[b])
+                    + nn.functional.l1_loss(torch.sigmoid(out[:, 1]), tl[b]))
             opt.zero_grad()
             loss.backward()
             opt.step()
     return mlp
 
 
-def oracle_accuracy(mlp: nn.Module, manifest: str | Path,
-                    bands: tuple[tuple[float, float], ...] = ((0.3, 0.6), (0.6, 1.2), (1.2, 3.0))
-                    ) -> dict[str, float]:
-    """Oracle accuracy overall and per GSD band on a rendered set."""
-    x, y, g = _read(manifest)
+def _band_masks(g: np.ndarray, bands: tuple[tuple[float, float], ...]
+                ) -> dict[str, np.ndarray]:
+    out = {"all": np.ones_like(g, dtype=bool)}
+    for i, (lo, hi) in enumerate(bands):
+        out[f"{lo:g}-{hi:g}"] = (g >= lo) & ((g <= hi) if i == len(bands) - 1 else (g < hi))
+    return out
+
+
+def oracle_scores(mlp: nn.Module, manifest: str | Path,
+                  bands: tuple[tuple[float, float], ...] = GSD_BANDS
+                  ) -> dict[str, dict[str, float]]:
+    """The oracle's accuracy and load-fraction MAE, overall and per GSD band, on a rendered set.
+
+    Returns:
+        ``{"accuracy": {"all": ..., "0.3-0.6": ...}, "load_mae": {...}}``; bands without chips
+        are left out.
+    """
+    x, y, g, lf = _read(manifest)
     f = torch.from_numpy(features(x))
     with torch.no_grad():
-        p = torch.sigmoid(mlp((f - mlp.mu) / mlp.sd).squeeze(1)).numpy()
-    correct = (p >= 0.5).astype(int) == y
-    out = {"all": float(correct.mean())}
-    for i, (lo, hi) in enumerate(bands):
-        m = (g >= lo) & ((g <= hi) if i == len(bands) - 1 else (g < hi))
+        out = torch.sigmoid(mlp((f - mlp.mu) / mlp.sd)).numpy()  # (N, 2)
+    correct = (out[:, 0] >= 0.5).astype(int) == y
+    err = np.abs(out[:, 1] - lf)
+    acc, mae = {}, {}
+    for name, m in _band_masks(g, bands).items():
         if m.any():
-            out[f"{lo:g}-{hi:g}"] = float(correct[m].mean())
-    return out
+            acc[name] = float(correct[m].mean())
+            mae[name] = float(err[m].mean())
+    return {"accuracy": acc, "load_mae": mae}
