@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
 from shipload.errors import UsageError
-from shipload.inference import Predictor, tta_views
+from shipload.inference import Predictor, Prepared, _prefetch, tta_views
 
 
 def test_missing_model_is_usage_error(tmp_path: Path) -> None:
@@ -57,6 +61,34 @@ def test_predict_rows_in_order_with_error_rows(smoke_onnx: Path, synth_set: Path
     assert rows[1]["status"] == "error" and "bad.png" in rows[1]["error"]
     ok = [r for r in rows if r["status"] == "ok"]
     assert all(0 <= r["p_laden"] <= 1 and r["label"] in ("empty", "laden") for r in ok)
-    # The same chips give the same numbers with decoding in worker processes.
+    # The same chips give the same numbers with decoding in threads, and OpenCV's own
+    # thread count is given back afterwards.
+    cv_threads = cv2.getNumThreads()
     rows2 = [r for b in pred.predict(paths, batch_size=3, workers=2) for r in b]
     assert [r["p_laden"] for r in rows2] == [r["p_laden"] for r in rows]
+    assert cv2.getNumThreads() == cv_threads
+    with pytest.raises(UsageError, match="--workers"):
+        list(pred.predict(paths, workers=-1))
+
+
+def test_prefetch_keeps_order_and_bounds_the_work_in_flight() -> None:
+    submitted: list[int] = []
+    yielded: list[int] = []
+    peak = 0
+
+    def jobs() -> Iterator[int]:
+        nonlocal peak
+        for i in range(200):
+            submitted.append(i)
+            peak = max(peak, len(submitted) - len(yielded))
+            yield i
+
+    def slow(i: int) -> Prepared:
+        time.sleep(0.002 * (i % 3))  # finish out of order
+        return Prepared(i, str(i), None)
+
+    with ThreadPoolExecutor(4) as ex:
+        for item in _prefetch(slow, jobs(), ex, depth=8):
+            yielded.append(item.index)
+    assert yielded == list(range(200))
+    assert peak <= 9  # depth in flight, plus the one being submitted

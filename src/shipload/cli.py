@@ -139,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--batch-size", type=int, default=64)
     q.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     q.add_argument("--threads", type=int, default=None, help="onnxruntime threads")
-    q.add_argument("--workers", type=int, default=None, help="decoding processes")
+    q.add_argument("--workers", type=int, default=None,
+                   help="decoding threads (default: cores; 0 decodes inline)")
     g = q.add_mutually_exclusive_group()
     g.add_argument("--resume", action="store_true", help="continue an interrupted output")
     g.add_argument("--overwrite", action="store_true", help="replace an existing output")
