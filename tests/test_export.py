@@ -12,7 +12,7 @@ import torch
 
 from shipload.errors import ExportError
 from shipload.export import check_parity, export_onnx, load_model, quantize_int8, sample_views
-from shipload.inference import read_metadata
+from shipload.inference import read_metadata, sha256_file
 
 
 def test_metadata_is_self_describing(smoke_onnx: Path) -> None:
@@ -92,3 +92,22 @@ def test_fp16_refuses_without_cuda(smoke_onnx: Path, tmp_path: Path) -> None:
     with pytest.raises(ExportError, match="CUDA"):
         convert_fp16(smoke_onnx, tmp_path / "h.onnx")
     assert not list(tmp_path.iterdir())
+
+
+def test_recipe_provenance_names_every_stage(tmp_path: Path) -> None:
+    from shipload.errors import UsageError
+    from shipload.export import recipe_digest
+
+    a, b = tmp_path / "stage1.yaml", tmp_path / "stage2.yaml"
+    a.write_text("model: {lr: 0.003}\n")
+    b.write_text("model: {lr: 0.0015}\n")
+    d = recipe_digest([a, b])
+    files = json.loads(d["recipe"])
+    assert list(files) == [a.as_posix(), b.as_posix()]
+    assert files[a.as_posix()] == sha256_file(a) and len(d["recipe_sha256"]) == 64
+    # any edit of any stage, or a different order, changes the joint digest
+    assert recipe_digest([b, a])["recipe_sha256"] != d["recipe_sha256"]
+    b.write_text("model: {lr: 0.002}\n")
+    assert recipe_digest([a, b])["recipe_sha256"] != d["recipe_sha256"]
+    with pytest.raises(UsageError, match="no such file"):
+        recipe_digest([a, tmp_path / "missing.yaml"])

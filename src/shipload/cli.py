@@ -123,8 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--calibration", type=Path, default=None, help="chips to calibrate int8 on")
     e.add_argument("--fp16", action="store_true",
                    help="also write OUTPUT.fp16.onnx for CUDA (parity checked on CUDA)")
-    e.add_argument("--recipe", type=Path, default=Path("configs/default.yaml"),
-                   help="training config whose sha256 is recorded")
+    e.add_argument("--recipe", type=Path, nargs="+", default=None,
+                   help="the training configs that made CKPT, in order (sha256 recorded)")
     e.add_argument("--metrics", type=Path, default=None, help="JSON of headline metrics to record")
     e.add_argument("--parity-data", type=Path, default=None,
                    help="chips for the parity batch (default: freshly rendered)")

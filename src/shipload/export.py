@@ -7,10 +7,11 @@ returns ``probabilities`` (B, 2) over (empty, laden) and ``load_fraction`` (B,).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,7 +101,30 @@ def sample_views(spec: InputSpec, n: int = 8, seed: int = 12345,
     return np.ascontiguousarray(views.transpose(0, 3, 1, 2))
 
 
-def build_metadata(m: LoadedModel, recipe: str | Path | None,
+def recipe_digest(recipe: Sequence[str | Path]) -> dict[str, str]:
+    """Provenance of a training recipe: its config files, each one's and their joint sha256.
+
+    Args:
+        recipe: the training configs, in the order they ran (stage 1, stage 2, ...).
+
+    Raises:
+        UsageError: a config file is missing.
+    """
+    files = [Path(r) for r in recipe]
+    for f in files:
+        if not f.is_file():
+            raise UsageError(f"--recipe {f}: no such file; pass the training configs that "
+                             "made this checkpoint, in the order they ran")
+    joint = hashlib.sha256()
+    each = {}
+    for f in files:
+        digest = sha256_file(f)
+        each[f.as_posix()] = digest
+        joint.update(digest.encode())
+    return {"recipe": json.dumps(each), "recipe_sha256": joint.hexdigest()}
+
+
+def build_metadata(m: LoadedModel, recipe: Sequence[str | Path] | None,
                    metrics: dict[str, Any] | None) -> dict[str, str]:
     """The ONNX metadata of DESIGN.md's contract: everything ``predict`` needs, and provenance."""
     dh = m.data_hparams
@@ -121,9 +145,8 @@ def build_metadata(m: LoadedModel, recipe: str | Path | None,
         "training_data": json.dumps(data),
         "metrics": json.dumps(metrics or ({"best_val_acc": m.best_score} if m.best_score else {})),
     }
-    if recipe is not None and Path(recipe).is_file():
-        meta["recipe"] = str(recipe)
-        meta["recipe_sha256"] = sha256_file(recipe)
+    if recipe:
+        meta.update(recipe_digest(recipe))
     return meta
 
 
@@ -160,7 +183,7 @@ def check_parity(onnx_path: str | Path, net: torch.nn.Module, x: np.ndarray,
 
 
 def export_onnx(ckpt: str | Path, output: str | Path, opset: int = 18,
-                recipe: str | Path | None = "configs/default.yaml",
+                recipe: Sequence[str | Path] | None = None,
                 metrics: dict[str, Any] | None = None, parity_data: str | Path | None = None,
                 weights_out: str | Path | None = None) -> dict[str, Any]:
     """Export a checkpoint to ONNX; write it only if every check passes.
@@ -172,7 +195,8 @@ def export_onnx(ckpt: str | Path, output: str | Path, opset: int = 18,
         ckpt: Lightning checkpoint or shipped ``.pt``.
         output: the ``.onnx`` to write.
         opset: ONNX opset.
-        recipe: the training config whose sha256 goes into the metadata.
+        recipe: the training configs, in the order they ran; their sha256 go into the
+            metadata (see ``recipe_digest``).
         metrics: headline metrics to record in the metadata.
         parity_data: labelled chips for the parity batch (default: freshly rendered chips).
         weights_out: also save the PyTorch weights here (for fine-tuning).
@@ -186,6 +210,7 @@ def export_onnx(ckpt: str | Path, output: str | Path, opset: int = 18,
     """
     import onnx
 
+    recipe_digest(recipe or [])  # a wrong --recipe fails now, before minutes of work
     m = load_model(ckpt)
     out = Path(output)
     try:
