@@ -3,7 +3,7 @@
     python benchmarks/bench_train.py [--steps 6] [--batch 32]
 
 Prints images/s of a full optimisation step (forward, backward, AdamW) for each backbone at
-the default input (64 x 192, hull-aligned), and images/s of the data pipeline (decode, align,
+the default input (80 x 160, hull-aligned), and images/s of the data pipeline (decode, align,
 augment) with and without the view cache, so the bottleneck shows.
 """
 

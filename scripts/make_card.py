@@ -103,7 +103,9 @@ def write_card(result: dict, model: Path, out: Path) -> None:
         robust_line=robust_line, n_robust_train=result.get("n_robust_train", "n/a"),
         peer_rows=peer_rows, int8_acc=f"{i8.get('accuracy', float('nan')):.4f}",
         fp32_acc=f"{i8.get('fp32_accuracy', float('nan')):.4f}",
-        int8_delta=f"{100 * (i8.get('accuracy', 0) - i8.get('fp32_accuracy', 0)):+.2f}")
+        int8_delta=f"{100 * (i8.get('accuracy', 0) - i8.get('fp32_accuracy', 0)):+.2f}",
+        tta_acc=f"{result['tta']['accuracy']:.3f}",
+        tta_speed=f"{result['tta']['chips_per_s'] / result['heldout']['chips_per_s']:.2f}")
     out.write_text(text)
 
 
@@ -158,6 +160,16 @@ def main() -> None:
         probs = np.concatenate([pr.infer(x[i : i + 256])[0] for i in range(0, len(x), 256)])
         res[f"{factor:g}x coarser"] = accuracy(ys, probs[:, 1])
     result["accuracy_vs_chip_resolution"] = res
+
+    # Test-time augmentation (the four flips of the hull-aligned view), `predict --tta`.
+    tp = a.out.parent / "eval_predictions_tta.csv"
+    ts = run_predict([str(a.heldout / "images")], tp, model=a.model, overwrite=True, quiet=True,
+                     tta=True)
+    qt = predictions(tp)
+    pt = np.array([qt.get(str((a.heldout / r["path"]).resolve()), np.nan) for r in rows])
+    result["tta"] = {"accuracy": accuracy(y, pt), "chips_per_s": ts["chips_per_s"]}
+    tp.unlink()
+    Path(str(tp) + ".meta.json").unlink(missing_ok=True)
 
     int8 = a.model.with_name(a.model.stem + ".int8.onnx")
     if int8.exists():
