@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shipload.evaluate import accuracy, auroc, brier, confusion, ece, evaluate, f1
+from shipload.evaluate import accuracy, auroc, bootstrap_ci, brier, confusion, ece, evaluate, f1
 
 Y = np.array([0, 0, 1, 1, 1, 0])
 P = np.array([0.1, 0.6, 0.8, 0.4, 0.9, 0.3])
@@ -123,3 +123,23 @@ def test_report_renders_in_headless_chromium(tmp_path: Path, synth_set: Path) ->
     assert img is not None and img.shape[:2] == (1600, 1200)
     # A rendered page has text and plots: not a blank white screen.
     assert (img < 200).mean() > 0.02 and img.std() > 20
+
+
+def test_bootstrap_interval_holds_the_estimate_of_a_biased_metric() -> None:
+    # Calibrated scores: ECE is small, and resampling inflates it (duplicates fill the bins);
+    # a plain percentile interval then lies wholly above the estimate. Ours must hold it.
+    rng = np.random.default_rng(4)
+    p = rng.uniform(0, 1, 3000)
+    y = (rng.uniform(0, 1, 3000) < p).astype(int)
+    est = ece(y, p)
+    boot = []
+    for _ in range(300):
+        i = rng.integers(0, 3000, 3000)
+        boot.append(ece(y[i], p[i]))
+    assert np.percentile(boot, 2.5) > est  # the failure this guards against is real here
+    lo, hi = bootstrap_ci(y, p, ece)
+    assert lo <= est <= hi
+    assert hi - lo == pytest.approx(np.subtract(*np.percentile(boot, [97.5, 2.5])), rel=0.3)
+    # for an unbiased metric it stays the usual interval around the estimate
+    lo, hi = bootstrap_ci(y, p, accuracy)
+    assert lo < accuracy(y, p) < hi and hi - lo < 0.06
