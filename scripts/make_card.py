@@ -37,6 +37,19 @@ def predictions(path: Path) -> dict[str, float]:
             for r in csv.DictReader(open(path)) if r["status"] == "ok"}
 
 
+def held_out_probs(model: Path, heldout: Path, rows: list[dict], scratch: Path,
+                   tta: bool = False) -> tuple[np.ndarray, float]:
+    """p(laden) of ``model`` on every held-out row (in ``rows`` order), and its chips/s."""
+    out = scratch / f"eval_predictions_{model.stem}{'_tta' if tta else ''}.csv"
+    s = run_predict([str(heldout / "images")], out, model=model, overwrite=True, quiet=True,
+                    tta=tta)
+    p = predictions(out)
+    out.unlink()
+    Path(str(out) + ".meta.json").unlink(missing_ok=True)
+    return (np.array([p.get(str((heldout / r["path"]).resolve()), np.nan) for r in rows]),
+            float(s["chips_per_s"]))
+
+
 def _acc_or_not_run(v: float | None) -> str:
     return "not run" if v is None else f"{v:.3f}"
 
@@ -119,6 +132,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=REPO / "models" / "eval")
     ap.add_argument("--peer", type=Path, default=None, help="JSON of the peer comparison")
     a = ap.parse_args()
+    for f in (a.model, a.train, a.robust, a.peer):
+        if f is not None and not f.is_file():
+            ap.error(f"{f}: no such file")
     if not (a.heldout / "labels.csv").exists():
         write_dataset(SynthConfig(), a.heldout, 5000, seed=2, workers=2)
     rows = list(csv.DictReader(open(a.heldout / "labels.csv")))
@@ -162,37 +178,21 @@ def main() -> None:
     result["accuracy_vs_chip_resolution"] = res
 
     # Test-time augmentation (the four flips of the hull-aligned view), `predict --tta`.
-    tp = a.out.parent / "eval_predictions_tta.csv"
-    ts = run_predict([str(a.heldout / "images")], tp, model=a.model, overwrite=True, quiet=True,
-                     tta=True)
-    qt = predictions(tp)
-    pt = np.array([qt.get(str((a.heldout / r["path"]).resolve()), np.nan) for r in rows])
-    result["tta"] = {"accuracy": accuracy(y, pt), "chips_per_s": ts["chips_per_s"]}
-    tp.unlink()
-    Path(str(tp) + ".meta.json").unlink(missing_ok=True)
+    pt, tta_speed = held_out_probs(a.model, a.heldout, rows, a.out.parent, tta=True)
+    result["tta"] = {"accuracy": accuracy(y, pt), "chips_per_s": tta_speed}
 
     int8 = a.model.with_name(a.model.stem + ".int8.onnx")
     if int8.exists():
-        qp = a.out.parent / "eval_predictions_int8.csv"
-        qs = run_predict([str(a.heldout / "images")], qp, model=int8, overwrite=True, quiet=True)
-        q8 = predictions(qp)
-        p8 = np.array([q8.get(str((a.heldout / r["path"]).resolve()), np.nan) for r in rows])
+        p8, int8_speed = held_out_probs(int8, a.heldout, rows, a.out.parent)
         result["int8"] = {"accuracy": accuracy(y, p8), "fp32_accuracy": accuracy(y, pp),
-                          "chips_per_s": qs["chips_per_s"], "fp32_chips_per_s": s["chips_per_s"]}
-        qp.unlink()
-        Path(str(qp) + ".meta.json").unlink(missing_ok=True)
+                          "chips_per_s": int8_speed, "fp32_chips_per_s": s["chips_per_s"]}
     if a.robust:
-        rp = a.out.parent / "eval_predictions_robust.csv"
-        run_predict([str(a.heldout / "images")], rp, model=a.robust, overwrite=True, quiet=True)
-        q = predictions(rp)
-        qq = np.array([q.get(str((a.heldout / r["path"]).resolve()), np.nan) for r in rows])
+        qq, _ = held_out_probs(a.robust, a.heldout, rows, a.out.parent)
         ho = np.array([held_out(r) for r in rows])
         result["robustness"] = {"in_distribution": accuracy(y[~ho], qq[~ho]),
                                 "held_out_conditions": accuracy(y[ho], qq[ho]),
                                 "n_in": int((~ho).sum()), "n_held_out": int(ho.sum())}
-        rp.unlink()
-        Path(str(rp) + ".meta.json").unlink(missing_ok=True)
-    if a.peer and a.peer.exists():
+    if a.peer:
         result["peer"] = json.loads(a.peer.read_text())
     robust_manifest = REPO / "data" / "train" / "robust_train.csv"
     if robust_manifest.exists():
