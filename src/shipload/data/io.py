@@ -48,11 +48,11 @@ def _check_pixels(path: Path, w: int, h: int, max_pixels: int) -> None:
                         f"{max_pixels / 1e6:.0f} MP limit for a chip; cut it into chips first")
 
 
-def _read_tiff(path: Path, max_pixels: int) -> np.ndarray:
+def _read_tiff(path: Path, data: bytes, max_pixels: int) -> np.ndarray:
     import tifffile
 
     try:
-        with tifffile.TiffFile(path) as tf:
+        with tifffile.TiffFile(io.BytesIO(data), name=path.name) as tf:  # already read: no reopen
             page = tf.pages[0]
             shape = page.shape
             hw = [d for d in shape if d > 16][:2] or list(shape[:2])
@@ -161,7 +161,7 @@ def read_chip(path: str | Path, bands: Sequence[int] | None = None,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if _is_tiff(data[:4]):
-            arr = _read_tiff(p, max_pixels)
+            arr = _read_tiff(p, data, max_pixels)
             alpha = False
         else:
             arr = _read_raster(p, data, max_pixels)
