@@ -43,8 +43,8 @@ train: setup
 
 export: setup
 	$(BIN)/shipload export runs/default3/checkpoints/last.ckpt --output models/shipload.onnx \
-	    --weights models/shipload.pt --recipe $(RECIPE) --int8 --calibration data/train3
-	$(PY) scripts/make_card.py
+	    --weights models/shipload.pt --recipe $(RECIPE)
+	$(PY) scripts/make_card.py --peer models/eval/peer.json
 
 clean:
 	rm -rf $(VENV) runs $(DEMO_DIR) .pytest_cache
