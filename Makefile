@@ -31,7 +31,7 @@ bench: setup
 	$(PY) benchmarks/bench_predict.py
 
 lint: setup
-	$(BIN)/ruff check src tests benchmarks train.py
+	$(BIN)/ruff check src tests benchmarks scripts train.py
 	$(BIN)/mypy src
 
 # The shipped model's recipe (see models/README.md): three stages, then export and measure.

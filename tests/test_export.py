@@ -111,3 +111,4 @@ def test_recipe_provenance_names_every_stage(tmp_path: Path) -> None:
     assert recipe_digest([a, b])["recipe_sha256"] != d["recipe_sha256"]
     with pytest.raises(UsageError, match="no such file"):
         recipe_digest([a, tmp_path / "missing.yaml"])
+    assert list(json.loads(recipe_digest(str(a))["recipe"])) == [a.as_posix()]  # one path

@@ -101,16 +101,16 @@ def sample_views(spec: InputSpec, n: int = 8, seed: int = 12345,
     return np.ascontiguousarray(views.transpose(0, 3, 1, 2))
 
 
-def recipe_digest(recipe: Sequence[str | Path]) -> dict[str, str]:
+def recipe_digest(recipe: str | Path | Sequence[str | Path]) -> dict[str, str]:
     """Provenance of a training recipe: its config files, each one's and their joint sha256.
 
     Args:
-        recipe: the training configs, in the order they ran (stage 1, stage 2, ...).
+        recipe: the training configs, in the order they ran (stage 1, stage 2, ...), or one.
 
     Raises:
         UsageError: a config file is missing.
     """
-    files = [Path(r) for r in recipe]
+    files = [Path(recipe)] if isinstance(recipe, str | Path) else [Path(r) for r in recipe]
     for f in files:
         if not f.is_file():
             raise UsageError(f"--recipe {f}: no such file; pass the training configs that "
@@ -124,7 +124,7 @@ def recipe_digest(recipe: Sequence[str | Path]) -> dict[str, str]:
     return {"recipe": json.dumps(each), "recipe_sha256": joint.hexdigest()}
 
 
-def build_metadata(m: LoadedModel, recipe: Sequence[str | Path] | None,
+def build_metadata(m: LoadedModel, recipe: str | Path | Sequence[str | Path] | None,
                    metrics: dict[str, Any] | None) -> dict[str, str]:
     """The ONNX metadata of DESIGN.md's contract: everything ``predict`` needs, and provenance."""
     dh = m.data_hparams
@@ -183,7 +183,7 @@ def check_parity(onnx_path: str | Path, net: torch.nn.Module, x: np.ndarray,
 
 
 def export_onnx(ckpt: str | Path, output: str | Path, opset: int = 18,
-                recipe: Sequence[str | Path] | None = None,
+                recipe: str | Path | Sequence[str | Path] | None = None,
                 metrics: dict[str, Any] | None = None, parity_data: str | Path | None = None,
                 weights_out: str | Path | None = None) -> dict[str, Any]:
     """Export a checkpoint to ONNX; write it only if every check passes.
