@@ -48,19 +48,6 @@ def train_rate(name: str, steps: int, batch: int, device: str, bf16: bool) -> fl
     return steps * batch / (time.perf_counter() - t0)
 
 
-def infer_rate(name: str, batch: int, device: str, reps: int = 4) -> float:
-    net = ShiploadNet(name).to(device).eval()
-    x = torch.rand(batch, 3, SPEC.height, SPEC.width, device=device)
-    with torch.no_grad():
-        net(x)
-        t0 = time.perf_counter()
-        for _ in range(reps):
-            net(x)
-        if device == "cuda":
-            torch.cuda.synchronize()
-    return reps * batch / (time.perf_counter() - t0)
-
-
 def data_rate(ds: torch.utils.data.Dataset, n: int) -> float:  # type: ignore[type-arg]
     t0 = time.perf_counter()
     for i in range(n):
@@ -94,8 +81,7 @@ def main() -> None:
             rb = train_rate(name, a.steps, a.batch, device, bf16=True)
             line += f"   bf16 {rb:8.1f} img/s ({rb / r:.2f}x fp32)"
         bottleneck = "model" if r < raw else "data (use cache: true)"
-        inf = infer_rate(name, 64, device)
-        print(line + f"   inference {inf:8.1f} img/s   bottleneck without cache: {bottleneck}")
+        print(line + f"   bottleneck without cache: {bottleneck}")
 
 
 if __name__ == "__main__":

@@ -15,14 +15,8 @@ from typing import Any
 import numpy as np
 
 from shipload import CLASSES
+from shipload.bands import CONDITION_BANDS, band_masks
 from shipload.errors import DataError, UsageError
-
-BANDS: dict[str, tuple[tuple[float, float], ...]] = {
-    "gsd_m": ((0.3, 0.6), (0.6, 1.2), (1.2, 3.0)),
-    "sun_elevation_deg": ((15, 25), (25, 40), (40, 70)),
-    "off_nadir_deg": ((0, 10), (10, 25), (25, 45)),
-}
-
 
 # ---------------------------------------------------------------- metrics on arrays
 
@@ -208,16 +202,13 @@ def join(preds: list[dict[str, Any]], labels: str | Path, base: Path | None = No
             continue
         rows.append({"path": key, "y": r.label, "p": _num(row["p_laden"]),
                      "lf_pred": _num(row.get("load_fraction")), "lf_true": r.load_fraction,
-                     "gsd_m": r.gsd_m, **{k: _num(v) for k, v in r.meta.items() if k in BANDS}})
+                     "gsd_m": r.gsd_m,
+                     **{k: _num(v) for k, v in r.meta.items() if k in CONDITION_BANDS}})
     unmatched_l = [str(r.path) for k, r in by_path.items() if k not in seen]
     return Joined(rows, unmatched_p, unmatched_l, dups, errors)
 
 
 # ---------------------------------------------------------------- report
-
-
-def _band_label(lo: float, hi: float) -> str:
-    return f"{lo:g}-{hi:g}"
 
 
 def compute_metrics(j: Joined, abstain: tuple[float, float] | None = None) -> dict[str, Any]:
@@ -229,16 +220,12 @@ def compute_metrics(j: Joined, abstain: tuple[float, float] | None = None) -> di
     lt = np.array([r["lf_true"] for r in j.rows])
     lp = np.array([r["lf_pred"] for r in j.rows])
     out: dict[str, Any] = {"overall": summarise(y, p, lt, lp), "by": {}}
-    for col, bands in BANDS.items():
+    for col, bands in CONDITION_BANDS.items():
         v = np.array([r.get(col, math.nan) for r in j.rows], dtype=float)
         if not np.isfinite(v).any():
             continue
-        out["by"][col] = {}
-        for i, (lo, hi) in enumerate(bands):
-            last = i == len(bands) - 1
-            m = (v >= lo) & ((v <= hi) if last else (v < hi))
-            if m.any():
-                out["by"][col][_band_label(lo, hi)] = summarise(y[m], p[m], lt[m], lp[m])
+        out["by"][col] = {name: summarise(y[m], p[m], lt[m], lp[m])
+                          for name, m in band_masks(v, bands).items() if m.any()}
     cov = []
     for half in (0.0, 0.05, 0.1, 0.2, 0.3, 0.4):
         keep = np.abs(p - 0.5) >= half

@@ -124,7 +124,7 @@ def recipe_digest(recipe: str | Path | Sequence[str | Path]) -> dict[str, str]:
     return {"recipe": json.dumps(each), "recipe_sha256": joint.hexdigest()}
 
 
-def build_metadata(m: LoadedModel, recipe: str | Path | Sequence[str | Path] | None,
+def build_metadata(m: LoadedModel, provenance: dict[str, str],
                    metrics: dict[str, Any] | None) -> dict[str, str]:
     """The ONNX metadata of DESIGN.md's contract: everything ``predict`` needs, and provenance."""
     dh = m.data_hparams
@@ -145,8 +145,7 @@ def build_metadata(m: LoadedModel, recipe: str | Path | Sequence[str | Path] | N
         "training_data": json.dumps(data),
         "metrics": json.dumps(metrics or ({"best_val_acc": m.best_score} if m.best_score else {})),
     }
-    if recipe:
-        meta.update(recipe_digest(recipe))
+    meta.update(provenance)  # recipe_digest(...), or {} without a recipe
     return meta
 
 
@@ -210,7 +209,7 @@ def export_onnx(ckpt: str | Path, output: str | Path, opset: int = 18,
     """
     import onnx
 
-    recipe_digest(recipe or [])  # a wrong --recipe fails now, before minutes of work
+    provenance = recipe_digest(recipe) if recipe else {}  # a wrong --recipe fails now
     m = load_model(ckpt)
     out = Path(output)
     try:
@@ -229,7 +228,7 @@ def export_onnx(ckpt: str | Path, output: str | Path, opset: int = 18,
                           dynamic_shapes=({0: batch},), opset_version=opset,
                           external_data=False, optimize=True)
         model = onnx.load(str(tmp))
-        for k, v in build_metadata(m, recipe, metrics).items():
+        for k, v in build_metadata(m, provenance, metrics).items():
             model.metadata_props.add(key=k, value=v)
         model.doc_string = "shipload tanker load-state classifier"
         onnx.save(model, str(tmp))

@@ -149,8 +149,7 @@ class Predictor:
                     + ["CPUExecutionProvider"])
         so = ort.SessionOptions()
         so.log_severity_level = 3
-        self.threads = threads or (os.cpu_count() or 1)
-        so.intra_op_num_threads = self.threads
+        so.intra_op_num_threads = threads or (os.cpu_count() or 1)
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(path), so, providers=want)
         self.provider = self.session.get_providers()[0]

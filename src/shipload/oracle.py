@@ -20,8 +20,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from shipload.bands import GSD_BANDS, Bands, band_masks
+
 CUES = ("beam_px", "shadow_width_px", "side_width_px", "band_width_px", "super_shadow_len_px")
-GSD_BANDS: tuple[tuple[float, float], ...] = ((0.3, 0.6), (0.6, 1.2), (1.2, 3.0))
 
 
 def _read(manifest: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -87,16 +88,8 @@ def fit_oracle(train_manifest: str | Path, epochs: int = 60, seed: int = 0) -> n
     return mlp
 
 
-def _band_masks(g: np.ndarray, bands: tuple[tuple[float, float], ...]
-                ) -> dict[str, np.ndarray]:
-    out = {"all": np.ones_like(g, dtype=bool)}
-    for i, (lo, hi) in enumerate(bands):
-        out[f"{lo:g}-{hi:g}"] = (g >= lo) & ((g <= hi) if i == len(bands) - 1 else (g < hi))
-    return out
-
-
 def oracle_scores(mlp: nn.Module, manifest: str | Path,
-                  bands: tuple[tuple[float, float], ...] = GSD_BANDS
+                  bands: Bands = GSD_BANDS
                   ) -> dict[str, dict[str, float]]:
     """The oracle's accuracy and load-fraction MAE, overall and per GSD band, on a rendered set.
 
@@ -111,7 +104,7 @@ def oracle_scores(mlp: nn.Module, manifest: str | Path,
     correct = (out[:, 0] >= 0.5).astype(int) == y
     err = np.abs(out[:, 1] - lf)
     acc, mae = {}, {}
-    for name, m in _band_masks(g, bands).items():
+    for name, m in {"all": np.ones_like(g, dtype=bool), **band_masks(g, bands)}.items():
         if m.any():
             acc[name] = float(correct[m].mean())
             mae[name] = float(err[m].mean())

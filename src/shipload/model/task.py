@@ -18,16 +18,11 @@ from torchmetrics.classification import (
     BinaryF1Score,
 )
 
+from shipload.bands import GSD_BANDS, band_masks
 from shipload.data.transforms import Policy
 from shipload.model.backbones import ShiploadNet
 
 STAGES = ("train", "val", "test")
-GSD_BANDS: tuple[tuple[float, float], ...] = ((0.3, 0.6), (0.6, 1.2), (1.2, 3.0))
-
-
-def band_name(lo: float, hi: float) -> str:
-    """Metric-name suffix of a GSD band, e.g. ``gsd_0.3-0.6``."""
-    return f"gsd_{lo:g}-{hi:g}"
 
 
 def load_weights(net: nn.Module, path: str | Path) -> None:
@@ -139,13 +134,12 @@ class ShiploadTask(L.LightningModule):
         self.log_dict(self.metrics[stage + "_"], on_epoch=True, on_step=False, batch_size=bs,
                       prog_bar=stage != "train")
         if stage + "_" in self.band_acc:
-            g = batch["gsd_m"]
             band_metrics: Any = self.band_acc[stage + "_"]
-            for (lo, hi), m in zip(GSD_BANDS, band_metrics):
-                sel = (g >= lo) & (g < hi) if hi < GSD_BANDS[-1][1] else (g >= lo) & (g <= hi)
+            for (name, sel), m in zip(band_masks(batch["gsd_m"], GSD_BANDS).items(),
+                                      band_metrics):
                 if sel.any():
                     m.update(p[sel], y[sel])
-                    self.log(f"{stage}_acc_{band_name(lo, hi)}", m, on_epoch=True, on_step=False,
+                    self.log(f"{stage}_acc_gsd_{name}", m, on_epoch=True, on_step=False,
                              batch_size=int(sel.sum()))
         if stage == "val" and self.hp.calibrate:
             # Keep uncalibrated logits (undo the current temperature) for the refit.
