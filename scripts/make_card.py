@@ -72,7 +72,8 @@ def peer_summary(peer: dict) -> str:
         text.append(f"shipnet runs at {speed} speed on this CPU.")
     untrained = [k for k, v in peer.items() if v.get("val_acc") is None]
     if untrained:
-        text.append(f"**Incomplete**: {' and '.join(untrained)} were not trained at this budget "
+        verb = "was" if len(untrained) == 1 else "were"
+        text.append(f"**Incomplete**: {' and '.join(untrained)} {verb} not trained at this budget "
                     "(on 2 CPU cores resnet18 trains at about a quarter of shipnet's speed and "
                     "resnet50 at an eighth, and no GPU was lent), so the accuracy goal (within "
                     "0.5 points of the best peer) is not shown.")
