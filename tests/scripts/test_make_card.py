@@ -13,8 +13,11 @@ from make_card import peer_summary  # noqa: E402
 
 
 def test_missing_input_is_a_usage_error_before_any_work(tmp_path: Path) -> None:
-    r = subprocess.run([sys.executable, str(REPO / "scripts" / "make_card.py"),
-                        "--robust", str(tmp_path / "none.onnx"), "--out", str(tmp_path / "o")],
+    train = tmp_path / "labels.csv"
+    train.write_text("path,label\n")
+    r = subprocess.run([sys.executable, str(REPO / "scripts" / "make_card.py"), "--train",
+                        str(train), "--robust", str(tmp_path / "none.onnx"),
+                        "--out", str(tmp_path / "o")],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "none.onnx: no such file" in r.stderr
     assert not (tmp_path / "o").exists()  # nothing measured, nothing written
