@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 
@@ -40,12 +41,16 @@ def utm_to_lonlat(easting: float, northing: float, zone: int, north: bool) -> tu
     return math.degrees(lon0 + lon), math.degrees(lat)
 
 
-def centre_lonlat(path: str | Path) -> tuple[float, float] | None:
-    """Centre (lon, lat) of a GeoTIFF in EPSG:4326 or a WGS 84 UTM zone; None otherwise."""
+def centre_lonlat(source: str | Path | bytes) -> tuple[float, float] | None:
+    """Centre (lon, lat) of a GeoTIFF in EPSG:4326 or a WGS 84 UTM zone; None otherwise.
+
+    Args:
+        source: the file, or its bytes when they are already in memory (no second read).
+    """
     import tifffile
 
     try:
-        with tifffile.TiffFile(path) as tf:
+        with tifffile.TiffFile(io.BytesIO(source) if isinstance(source, bytes) else source) as tf:
             page = tf.pages[0]
             tags = page.tags  # type: ignore[union-attr]
             tie = tags.get(33922)

@@ -21,7 +21,7 @@ from typing import Any, Literal
 import numpy as np
 
 from shipload import CLASSES
-from shipload.data.io import ChipError, read_chip
+from shipload.data.io import ChipError, is_tiff, read_bytes, read_chip
 from shipload.data.transforms import InputSpec, prepare_chip
 from shipload.errors import UsageError
 
@@ -61,17 +61,17 @@ class Prepared:
 def _prepare(args: tuple[int, str, InputSpec]) -> Prepared:
     i, path, spec = args
     try:
-        img = read_chip(path)
-        view = prepare_chip(img, spec)
+        data = read_bytes(path)  # one read serves the pixels and the geo tags
+        view = prepare_chip(read_chip(path, data=data), spec)
     except ChipError as e:
         return Prepared(i, path, None, str(e))
     except Exception as e:  # a bad file must never stop the run
         return Prepared(i, path, None, f"{path}: {type(e).__name__}: {e}")
     lon = lat = None
-    if path.lower().endswith((".tif", ".tiff")):
+    if is_tiff(data):
         from shipload.geo import centre_lonlat
 
-        ll = centre_lonlat(path)
+        ll = centre_lonlat(data)
         if ll:
             lon, lat = ll
     return Prepared(i, path, view, "", lon, lat)

@@ -10,7 +10,7 @@ import pytest
 import tifffile
 from PIL import Image
 
-from shipload.data.io import ChipError, read_chip, resize_chip
+from shipload.data.io import ChipError, read_bytes, read_chip, resize_chip
 
 
 @pytest.fixture()
@@ -106,3 +106,18 @@ def test_resize_policies() -> None:
     assert lb.shape == (32, 32, 3)
     np.testing.assert_allclose(lb[0, 0], [0, 0, 0.5], atol=1e-6)  # padded with border colour
     assert resize_chip(img, 32, "stretch").shape == (32, 32, 3)
+
+
+def test_decoding_bytes_already_read(tmp_path: Path, rgb8: np.ndarray) -> None:
+    """predict reads each file once and decodes from those bytes: same pixels, same errors."""
+    Image.fromarray(rgb8).save(tmp_path / "a.png")
+    tifffile.imwrite(tmp_path / "a.tif", rgb8, photometric="rgb")
+    for name in ("a.png", "a.tif"):
+        p = tmp_path / name
+        np.testing.assert_array_equal(read_chip(p, data=read_bytes(p)), read_chip(p))
+    with pytest.raises(ChipError, match="empty"):
+        read_chip(tmp_path / "a.png", data=b"")
+    with pytest.raises(ChipError, match="not found"):
+        read_bytes(tmp_path / "missing.png")
+    with pytest.raises(ChipError, match="corrupt|not a readable"):
+        read_chip(tmp_path / "x.png", data=read_bytes(tmp_path / "a.png")[:60])

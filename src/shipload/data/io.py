@@ -38,7 +38,8 @@ class ChipError(ValueError):
     """A chip could not be read; the message names the file and what is wrong."""
 
 
-def _is_tiff(head: bytes) -> bool:
+def is_tiff(head: bytes) -> bool:
+    """Whether ``head`` (the file's first bytes) starts a TIFF or BigTIFF."""
     return head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 
@@ -134,20 +135,11 @@ def to_rgb(arr: np.ndarray, bands: Sequence[int] | None = None, alpha: bool = Fa
     return np.power(x, DISPLAY_GAMMA).astype(np.float32)
 
 
-def read_chip(path: str | Path, bands: Sequence[int] | None = None,
-              max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """Read a chip file into float RGB.
-
-    Args:
-        path: PNG, JPEG or (Geo)TIFF file.
-        bands: R, G, B band indices for images with 4 or more bands.
-        max_pixels: refuse images whose header declares more pixels than this.
-
-    Returns:
-        (H, W, 3) float32 in [0, 1].
+def read_bytes(path: str | Path) -> bytes:
+    """A chip file's bytes, so that a caller can decode it and read its tags from one read.
 
     Raises:
-        ChipError: missing, empty, truncated, corrupt, oversized or unsupported file.
+        ChipError: missing, unreadable or empty file.
     """
     p = Path(path)
     try:
@@ -158,9 +150,34 @@ def read_chip(path: str | Path, bands: Sequence[int] | None = None,
         raise ChipError(f"{p}: cannot read ({e.strerror})") from e
     if not data:
         raise ChipError(f"{p}: file is empty (0 bytes)")
+    return data
+
+
+def read_chip(path: str | Path, bands: Sequence[int] | None = None,
+              max_pixels: int = MAX_PIXELS, data: bytes | None = None) -> np.ndarray:
+    """Read a chip file into float RGB.
+
+    Args:
+        path: PNG, JPEG or (Geo)TIFF file.
+        bands: R, G, B band indices for images with 4 or more bands.
+        max_pixels: refuse images whose header declares more pixels than this.
+        data: the file's bytes when the caller has already read them (``read_bytes``);
+            ``path`` then only names the file in errors.
+
+    Returns:
+        (H, W, 3) float32 in [0, 1].
+
+    Raises:
+        ChipError: missing, empty, truncated, corrupt, oversized or unsupported file.
+    """
+    p = Path(path)
+    if data is None:
+        data = read_bytes(p)
+    elif not data:
+        raise ChipError(f"{p}: file is empty (0 bytes)")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if _is_tiff(data[:4]):
+        if is_tiff(data):
             arr = _read_tiff(p, data, max_pixels)
             alpha = False
         else:
