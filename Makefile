@@ -34,15 +34,17 @@ lint: setup
 	$(BIN)/ruff check src tests benchmarks scripts train.py
 	$(BIN)/mypy src
 
-# The shipped model's recipe (see models/README.md): three stages, then export and measure.
-RECIPE := configs/default.yaml configs/default_stage2.yaml configs/default_stage3.yaml
+# The shipped model's recipe (see models/README.md): four stages, then export and measure.
+RECIPE := configs/default.yaml configs/default_stage2.yaml configs/default_stage3.yaml \
+	configs/default_stage4.yaml
 train: setup
 	$(PY) train.py fit --config configs/default.yaml
 	$(PY) train.py fit --config configs/default_stage2.yaml
 	$(PY) train.py fit --config configs/default_stage3.yaml
+	$(PY) train.py fit --config configs/default_stage4.yaml
 
 export: setup
-	$(BIN)/shipload export runs/default3/checkpoints/last.ckpt --output models/shipload.onnx \
+	$(BIN)/shipload export runs/default4/checkpoints/last.ckpt --output models/shipload.onnx \
 	    --weights models/shipload.pt --recipe $(RECIPE)
 	$(PY) scripts/make_card.py --peer models/eval/peer.json
 

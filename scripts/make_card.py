@@ -3,7 +3,7 @@
     python scripts/make_card.py [--model models/shipload.onnx] [--robust data/robust.onnx]
     python scripts/make_card.py --card-only   # re-fill the template from models/eval/metrics.json
 
-Renders the 5,000-chip held-out set (renderer seed 2; training used seeds 1 and 3) when absent,
+Renders the 5,000-chip held-out set (renderer seed 2; training used seeds 1, 3 and 4) when absent,
 predicts and evaluates it, fits the oracle on the training manifest, and writes
 models/eval/metrics.json plus the report plots; prints the tables for models/README.md.
 """
