@@ -45,7 +45,7 @@ train: setup
 
 export: setup
 	$(BIN)/shipload export runs/default4/checkpoints/last.ckpt --output models/shipload.onnx \
-	    --weights models/shipload.pt --recipe $(RECIPE)
+	    --weights models/shipload.pt --int8 --calibration data/train4 --recipe $(RECIPE)
 	$(PY) scripts/make_card.py --peer models/eval/peer.json
 
 clean:

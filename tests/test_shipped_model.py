@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from shipload.data.transforms import prepare_chip
 from shipload.export import sha256_file
 from shipload.inference import DEFAULT_MODEL, Predictor, read_metadata
 from shipload.synth import SynthConfig, render, sample_scene
@@ -34,9 +35,9 @@ def test_card_states_the_files_sha256() -> None:
     assert sha256_file(DEFAULT_MODEL) in card
 
 
-def test_right_on_clear_chips() -> None:
-    # Fine GSD, sun low enough and view oblique enough for shadow and hull side to show,
-    # ships clearly empty or clearly full: where the physical bound is high.
+def clear_chips(n: int) -> list:
+    """Fine GSD, sun low enough and view oblique enough for shadow and hull side to show,
+    ships clearly empty or clearly full: where the physical bound is high."""
     cfg = SynthConfig()
     cfg = dataclasses.replace(
         cfg,
@@ -47,13 +48,19 @@ def test_right_on_clear_chips() -> None:
         nuisance=NuisanceConfig(wake=0.0, glint=0.0, haze=0.0, cloud=0.0, quay=0.0,
                                 neighbour=0.0),
     )
-    pred = Predictor(DEFAULT_MODEL)
-    scenes = [sample_scene(cfg, 99, i) for i in range(48)]
-    views = [pred.spec for _ in scenes]
-    from shipload.data.transforms import prepare_chip
+    return [sample_scene(cfg, 99, i) for i in range(n)]
 
-    x = np.stack([prepare_chip(render(s).rgb, v) for s, v in zip(scenes, views)])
-    probs, load = pred.infer(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+
+def views(scenes: list, pred: Predictor) -> np.ndarray:
+    """(N, 3, H, W) model input of rendered scenes."""
+    x = np.stack([prepare_chip(render(s).rgb, pred.spec) for s in scenes])
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+def test_right_on_clear_chips() -> None:
+    scenes = clear_chips(48)
+    pred = Predictor(DEFAULT_MODEL)
+    probs, load = pred.infer(views(scenes, pred))
     y = np.array([s.label == "laden" for s in scenes])
     acc = float(((probs[:, 1] >= 0.5) == y).mean())
     assert acc >= ACCURACY_FLOOR, f"shipped model right on only {acc:.0%} of clear chips"
@@ -62,6 +69,19 @@ def test_right_on_clear_chips() -> None:
 
 
 ACCURACY_FLOOR = 0.8
+
+
+def test_int8_file_is_the_same_model() -> None:
+    int8 = MODELS / "shipload.int8.onnx"
+    if not int8.exists():
+        pytest.skip("no int8 file ships with this model (see models/README.md)")
+    m8, m32 = read_metadata(int8), read_metadata(DEFAULT_MODEL)
+    assert m8.pop("quantization").startswith("int8") and m8 == m32
+    scenes = clear_chips(32)
+    p32, p8 = Predictor(DEFAULT_MODEL), Predictor(int8)
+    a, b = p32.infer(views(scenes, p32))[0], p8.infer(views(scenes, p8))[0]
+    assert float((a.argmax(1) == b.argmax(1)).mean()) >= 0.9
+    assert float(np.abs(a - b).max()) < 0.25
 
 
 @pytest.mark.parametrize("batch", [1, 7])
