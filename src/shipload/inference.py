@@ -24,6 +24,7 @@ from shipload import CLASSES
 from shipload.data.io import ChipError, is_tiff, read_bytes, read_chip
 from shipload.data.transforms import InputSpec, prepare_chip
 from shipload.errors import UsageError
+from shipload.geo import centre_lonlat
 
 Device = Literal["auto", "cpu", "cuda"]
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "shipload.onnx"
@@ -69,8 +70,6 @@ def _prepare(args: tuple[int, str, InputSpec]) -> Prepared:
         return Prepared(i, path, None, f"{path}: {type(e).__name__}: {e}")
     lon = lat = None
     if is_tiff(data):
-        from shipload.geo import centre_lonlat
-
         ll = centre_lonlat(data)
         if ll:
             lon, lat = ll

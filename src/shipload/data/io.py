@@ -139,18 +139,15 @@ def read_bytes(path: str | Path) -> bytes:
     """A chip file's bytes, so that a caller can decode it and read its tags from one read.
 
     Raises:
-        ChipError: missing, unreadable or empty file.
+        ChipError: missing or unreadable file (an empty one is refused by ``read_chip``).
     """
     p = Path(path)
     try:
-        data = p.read_bytes()
+        return p.read_bytes()
     except FileNotFoundError as e:
         raise ChipError(f"{p}: file not found") from e
     except OSError as e:
         raise ChipError(f"{p}: cannot read ({e.strerror})") from e
-    if not data:
-        raise ChipError(f"{p}: file is empty (0 bytes)")
-    return data
 
 
 def read_chip(path: str | Path, bands: Sequence[int] | None = None,
@@ -173,7 +170,7 @@ def read_chip(path: str | Path, bands: Sequence[int] | None = None,
     p = Path(path)
     if data is None:
         data = read_bytes(p)
-    elif not data:
+    if not data:
         raise ChipError(f"{p}: file is empty (0 bytes)")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
