@@ -43,9 +43,15 @@ train: setup
 	$(PY) train.py fit --config configs/default_stage3.yaml
 	$(PY) train.py fit --config configs/default_stage4.yaml
 
-export: setup
+# The 5,000-chip held-out set (renderer seed 2, never trained on): the card's figures, and the
+# 1,000 chips that judge the int8 file against fp32.
+data/heldout/labels.csv: | $(STAMP)
+	$(BIN)/shipload synth --out data/heldout --n 5000 --seed 2 --workers 2 --overwrite
+
+export: setup data/heldout/labels.csv
 	$(BIN)/shipload export runs/default4/checkpoints/last.ckpt --output models/shipload.onnx \
-	    --weights models/shipload.pt --int8 --calibration data/train4 --recipe $(RECIPE)
+	    --weights models/shipload.pt --int8 --calibration data/train4 --int8-judge data/heldout \
+	    --recipe $(RECIPE)
 	$(PY) scripts/make_card.py --peer models/eval/peer.json
 
 clean:

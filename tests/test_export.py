@@ -63,6 +63,25 @@ def test_int8_quantization(smoke_onnx: Path, synth_set: Path, tmp_path: Path) ->
     assert read_metadata(out)["quantization"].startswith("int8")
 
 
+def test_int8_judged_on_another_folder(smoke_onnx: Path, synth_set: Path,
+                                       tmp_path: Path) -> None:
+    from shipload.synth.writer import write_dataset
+    from tests.conftest import tiny_config
+
+    judge = tmp_path / "judge"
+    write_dataset(tiny_config(), judge, 12, seed=11, workers=1, progress=False)
+    rep = quantize_int8(smoke_onnx, tmp_path / "q.onnx", synth_set, n_calib=48, judge=judge)
+    # All 48 chips of synth_set calibrate; the 12 rendered with another seed judge.
+    assert rep["n_eval"] == 12 and rep["judged_on"] == str(judge)
+
+
+def test_int8_needs_chips_to_judge(smoke_onnx: Path, synth_set: Path, tmp_path: Path) -> None:
+    out = tmp_path / "q.onnx"
+    with pytest.raises(ExportError, match="no chips left to judge"):
+        quantize_int8(smoke_onnx, out, synth_set, n_calib=48)
+    assert not out.exists()
+
+
 def test_int8_refused_when_accuracy_drops(smoke_onnx: Path, synth_set: Path,
                                           tmp_path: Path) -> None:
     out = tmp_path / "q.onnx"

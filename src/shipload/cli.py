@@ -48,10 +48,12 @@ def _export(a: argparse.Namespace) -> int:
         if not a.calibration:
             raise UsageError("--int8 needs --calibration DIR (labelled or rendered chips)")
         out = Path(a.output)
-        q = quantize_int8(out, out.with_name(out.stem + ".int8.onnx"), a.calibration)
-        print(f"wrote {q['path']} ({q['bytes'] / 1e6:.2f} MB); on {q['n_eval']} chips not used "
-              f"to calibrate: accuracy int8 {q['accuracy_int8']:.4f} vs fp32 "
-              f"{q['accuracy_fp32']:.4f}, same call on {q['agreement_with_fp32']:.2%}")
+        q = quantize_int8(out, out.with_name(out.stem + ".int8.onnx"), a.calibration,
+                          judge=a.int8_judge)
+        print(f"wrote {q['path']} ({q['bytes'] / 1e6:.2f} MB); on {q['n_eval']} chips of "
+              f"{q['judged_on']} not used to calibrate: accuracy int8 "
+              f"{q['accuracy_int8']:.4f} vs fp32 {q['accuracy_fp32']:.4f}, "
+              f"same call on {q['agreement_with_fp32']:.2%}")
     if a.fp16:
         out = Path(a.output)
         h = convert_fp16(out, out.with_name(out.stem + ".fp16.onnx"))
@@ -121,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--opset", type=int, default=18)
     e.add_argument("--int8", action="store_true", help="also write OUTPUT.int8.onnx (static QDQ)")
     e.add_argument("--calibration", type=Path, default=None, help="chips to calibrate int8 on")
+    e.add_argument("--int8-judge", type=Path, default=None,
+                   help="chips that judge int8 against fp32 (default: more of --calibration)")
     e.add_argument("--fp16", action="store_true",
                    help="also write OUTPUT.fp16.onnx for CUDA (parity checked on CUDA)")
     e.add_argument("--recipe", type=Path, nargs="+", default=None,

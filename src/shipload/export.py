@@ -260,12 +260,14 @@ class _Calibration:
 
 def quantize_int8(fp32: str | Path, output: str | Path, calibration: str | Path,
                   n_calib: int = 256, n_eval: int = 1000,
-                  max_accuracy_drop: float = 0.005) -> dict[str, Any]:
+                  max_accuracy_drop: float = 0.005,
+                  judge: str | Path | None = None) -> dict[str, Any]:
     """Static QDQ int8 quantization calibrated on labelled or rendered chips in ``calibration``.
 
     Weights per-channel int8, activations uint8, MinMax calibration on the first ``n_calib``
-    chips. The next ``n_eval`` chips (never used to calibrate) judge it: the file is written
-    only if int8 accuracy is at most ``max_accuracy_drop`` below fp32's there.
+    chips. ``n_eval`` chips never used to calibrate judge it: the first of ``judge`` when given
+    (best chips the model never trained on either), else the next ones of ``calibration``. The
+    file is written only if int8 accuracy is at most ``max_accuracy_drop`` below fp32's there.
 
     Returns:
         A report: path, sha256, fp32 and int8 accuracy, agreement with fp32.
@@ -287,13 +289,17 @@ def quantize_int8(fp32: str | Path, output: str | Path, calibration: str | Path,
     meta = read_metadata(fp32)
     spec = InputSpec.from_mapping(meta)
     recs = load_records(calibration)[: n_calib + n_eval]
+    judged = load_records(judge)[:n_eval] if judge is not None else recs[n_calib:]
+    if not judged:
+        raise ExportError(f"no chips left to judge int8 in {judge or calibration}: give "
+                          f"--int8-judge DIR or a calibration folder of more than {n_calib} chips")
 
     def views_of(rs: list[Any]) -> np.ndarray:
         v = np.stack([prepare_chip(read_chip(r.path), spec) for r in rs]).transpose(0, 3, 1, 2)
         return np.ascontiguousarray(v, dtype=np.float32)
 
-    calib, held = views_of(recs[:n_calib]), views_of(recs[n_calib:])
-    y = np.array([r.label for r in recs[n_calib:]])
+    calib, held = views_of(recs[:n_calib]), views_of(judged)
+    y = np.array([r.label for r in judged])
     out = Path(output)
     with tempfile.TemporaryDirectory(dir=out.parent) as td:
         pre = Path(td) / "pre.onnx"
@@ -321,7 +327,8 @@ def quantize_int8(fp32: str | Path, output: str | Path, calibration: str | Path,
         q.replace(out)
     return {"path": str(out), "sha256": sha256_file(out), "bytes": out.stat().st_size,
             "accuracy_fp32": acc32, "accuracy_int8": acc8, "agreement_with_fp32": agree,
-            "n_eval": len(y), "max_abs_prob_diff": float(np.abs(p32 - p8).max())}
+            "n_eval": len(y), "judged_on": str(judge or calibration),
+            "max_abs_prob_diff": float(np.abs(p32 - p8).max())}
 
 
 def convert_fp16(fp32: str | Path, output: str | Path, atol: float = 2e-3) -> dict[str, Any]:
