@@ -5,10 +5,39 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
 from shipload.data.datamodule import ShiploadDataModule
 from shipload.model.task import ShiploadTask
+
+
+class Checkpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` whose ``last.ckpt`` holds the end of every epoch.
+
+    Lightning 2.6 writes ``save_last`` only in a step that also saved a top-k checkpoint. With a
+    monitored metric, ``last.ckpt`` is then the best epoch's state: ``--ckpt_path last`` after an
+    interruption loses every epoch since the best, and a finished run's ``last.ckpt`` is not its
+    end. This one writes ``last.ckpt`` after every epoch too; top-k is unchanged.
+    """
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Lightning's save, then ``last.ckpt`` if it was skipped (when saving at epoch end)."""
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._should_save_on_train_epoch_end(trainer):
+            self._save_last_if_skipped(trainer)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Lightning's save, then ``last.ckpt`` if it was skipped (when saving after val)."""
+        super().on_validation_end(trainer, pl_module)
+        if not self._should_save_on_train_epoch_end(trainer):
+            self._save_last_if_skipped(trainer)
+
+    def _save_last_if_skipped(self, trainer: L.Trainer) -> None:
+        # _should_skip_saving_checkpoint is also true when this step was saved already.
+        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
 
 class ShiploadCLI(LightningCLI):
