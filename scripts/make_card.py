@@ -3,9 +3,9 @@
     python scripts/make_card.py [--model models/shipload.onnx] [--robust data/robust.onnx]
     python scripts/make_card.py --card-only   # re-fill the template from models/eval/metrics.json
 
-Renders the 5,000-chip held-out set (renderer seed 2; training used seeds 1, 3 and 4) when absent,
-predicts and evaluates it, fits the oracle on the last stage's training manifest, and writes
-models/eval/metrics.json plus the report plots; prints the tables for models/README.md.
+Renders the 5,000-chip held-out set (renderer seed 2; training used seeds 1, 3, 4 and 5) when
+absent, predicts and evaluates it, fits the oracle on the last stage's training manifest, and
+writes models/eval/metrics.json plus the report plots; prints the tables for models/README.md.
 """
 
 from __future__ import annotations
@@ -169,7 +169,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", type=Path, default=REPO / "models" / "shipload.onnx")
     ap.add_argument("--heldout", type=Path, default=REPO / "data" / "heldout")
-    ap.add_argument("--train", type=Path, default=REPO / "data" / "train4" / "labels.csv",
+    ap.add_argument("--train", type=Path, default=REPO / "data" / "train5" / "labels.csv",
                     help="training manifest the oracle is fitted on (default: the last stage's)")
     ap.add_argument("--robust", type=Path, default=None, help="model trained without held-out "
                     "conditions (scripts/holdout_manifest.py)")
