@@ -266,7 +266,7 @@ def quantize_int8(fp32: str | Path, output: str | Path, calibration: str | Path,
 
     Weights per-channel int8, activations uint8, MinMax calibration on the first ``n_calib``
     chips. ``n_eval`` chips never used to calibrate judge it: the first of ``judge`` when given
-    (best chips the model never trained on either), else the next ones of ``calibration``. The
+    (ideally chips the model never trained on), else the next ones of ``calibration``. The
     file is written only if int8 accuracy is at most ``max_accuracy_drop`` below fp32's there.
 
     Returns:
