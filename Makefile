@@ -34,15 +34,16 @@ lint: setup
 	$(BIN)/ruff check src tests benchmarks scripts train.py
 	$(BIN)/mypy src
 
-# The shipped model's recipe (see models/README.md): five stages, then export and measure.
+# The shipped model's recipe (see models/README.md): six stages, then export and measure.
 RECIPE := configs/default.yaml configs/default_stage2.yaml configs/default_stage3.yaml \
-	configs/default_stage4.yaml configs/default_stage5.yaml
+	configs/default_stage4.yaml configs/default_stage5.yaml configs/default_stage6.yaml
 train: setup
 	$(PY) train.py fit --config configs/default.yaml
 	$(PY) train.py fit --config configs/default_stage2.yaml
 	$(PY) train.py fit --config configs/default_stage3.yaml
 	$(PY) train.py fit --config configs/default_stage4.yaml
 	$(PY) train.py fit --config configs/default_stage5.yaml
+	$(PY) train.py fit --config configs/default_stage6.yaml
 
 # The 5,000-chip held-out set (renderer seed 2, never trained on): the card's figures, and the
 # 1,000 chips that judge the int8 file against fp32.
@@ -50,8 +51,8 @@ data/heldout/labels.csv: | $(STAMP)
 	$(BIN)/shipload synth --out data/heldout --n 5000 --seed 2 --workers 2 --overwrite
 
 export: setup data/heldout/labels.csv
-	$(BIN)/shipload export runs/default5/checkpoints/last.ckpt --output models/shipload.onnx \
-	    --weights models/shipload.pt --int8 --calibration data/train5 --int8-judge data/heldout \
+	$(BIN)/shipload export runs/default6/checkpoints/last.ckpt --output models/shipload.onnx \
+	    --weights models/shipload.pt --int8 --calibration data/train6 --int8-judge data/heldout \
 	    --recipe $(RECIPE)
 	$(PY) scripts/make_card.py --peer models/eval/peer.json
 

@@ -169,7 +169,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", type=Path, default=REPO / "models" / "shipload.onnx")
     ap.add_argument("--heldout", type=Path, default=REPO / "data" / "heldout")
-    ap.add_argument("--train", type=Path, default=REPO / "data" / "train5" / "labels.csv",
+    ap.add_argument("--train", type=Path, default=REPO / "data" / "train6" / "labels.csv",
                     help="training manifest the oracle is fitted on (default: the last stage's)")
     ap.add_argument("--robust", type=Path, default=None, help="model trained without held-out "
                     "conditions (scripts/holdout_manifest.py)")
