@@ -38,12 +38,7 @@ lint: setup
 RECIPE := configs/default.yaml configs/default_stage2.yaml configs/default_stage3.yaml \
 	configs/default_stage4.yaml configs/default_stage5.yaml configs/default_stage6.yaml
 train: setup
-	$(PY) train.py fit --config configs/default.yaml
-	$(PY) train.py fit --config configs/default_stage2.yaml
-	$(PY) train.py fit --config configs/default_stage3.yaml
-	$(PY) train.py fit --config configs/default_stage4.yaml
-	$(PY) train.py fit --config configs/default_stage5.yaml
-	$(PY) train.py fit --config configs/default_stage6.yaml
+	set -e; for c in $(RECIPE); do $(PY) train.py fit --config $$c; done
 
 # The 5,000-chip held-out set (renderer seed 2, never trained on): the card's figures, and the
 # 1,000 chips that judge the int8 file against fp32.

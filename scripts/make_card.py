@@ -3,7 +3,7 @@
     python scripts/make_card.py [--model models/shipload.onnx] [--robust data/robust.onnx]
     python scripts/make_card.py --card-only   # re-fill the template from models/eval/metrics.json
 
-Renders the 5,000-chip held-out set (renderer seed 2; training used seeds 1, 3, 4 and 5) when
+Renders the 5,000-chip held-out set (renderer seed 2; training used seeds 1 and 3 to 6) when
 absent, predicts and evaluates it, fits the oracle on the last stage's training manifest, and
 writes models/eval/metrics.json plus the report plots; prints the tables for models/README.md.
 """
