@@ -7,7 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shipload.oracle import features, fit_oracle, oracle_scores
+from shipload.oracle import (
+    features,
+    fit_oracle,
+    oracle_bound,
+    oracle_scores,
+    super_shadow_in_chip,
+)
 from shipload.synth.writer import write_dataset
 from tests.conftest import tiny_config
 
@@ -22,6 +28,25 @@ def test_features_read_whole_pixels() -> None:
     np.testing.assert_array_equal(fa, fb)
     c = np.array([[20.0, 8.0, 2.0, 0.0, 30.0, 0.7, 0.2]])
     assert not np.array_equal(features(c), fa)  # a 2-pixel wider shadow is seen
+
+
+def _row(sun_azimuth: float, length_px: float) -> dict[str, str]:
+    # bow to the east, a 100 m ship at 1 m GSD in a 120-px chip: the block sits 41 px west
+    # of the centre, 19 px from the west edge
+    return {"super_shadow_len_px": str(length_px), "chip_px": "120", "heading_deg": "90",
+            "sun_azimuth_deg": str(sun_azimuth), "ship_length_m": "100", "gsd_m": "1.0"}
+
+
+def test_superstructure_shadow_is_cut_at_the_chip_edge() -> None:
+    rows = [_row(90, 50),  # sun in the east: the shadow runs west, out of the chip after 19 px
+            _row(270, 50),  # sun in the west: the shadow runs east, across the chip, all seen
+            _row(0, 50),  # sun in the north: south, 60 px to the edge, all 50 seen
+            _row(0, 80)]  # ... but only 60 of an 80-px shadow
+    np.testing.assert_allclose(super_shadow_in_chip(rows), [19, 50, 50, 60], atol=1e-9)
+    # a view band 0.125 of the chip (15 px) each side of the hull axis: the shadow running
+    # south, straight across the hull, leaves it after 15 px; along the hull it stays in
+    np.testing.assert_allclose(super_shadow_in_chip(rows, view_band=0.125), [19, 50, 15, 15],
+                               atol=1e-9)
 
 
 @pytest.fixture(scope="module")
@@ -44,3 +69,13 @@ def test_oracle_reads_the_cues(cue_sets: tuple[Path, Path]) -> None:
     assert mae["all"] < 0.6 * float(np.abs(lf - np.median(lf)).mean())
     for v in acc.values():
         assert 0.0 <= v <= 1.0
+
+
+def test_bound_is_the_mean_of_its_fits(cue_sets: tuple[Path, Path]) -> None:
+    train, test = cue_sets
+    b = oracle_bound(train, test, seeds=(0, 1), epochs=20)
+    one = [oracle_scores(fit_oracle(train, 20, s), test)["accuracy"]["all"] for s in (0, 1)]
+    assert b["fits"] == 2
+    assert b["accuracy_range"]["all"] == [min(one), max(one)]
+    assert b["accuracy"]["all"] == pytest.approx(sum(one) / 2)
+    assert set(b["load_mae"]) == set(b["accuracy"])

@@ -2,7 +2,10 @@
 
 The renderer records, for every chip, the cue widths its geometry puts in the image (hull
 shadow across the hull, visible hull side, antifouling band, accommodation-block shadow, beam),
-in pixels at the chip's resolution. The oracle reads them to the nearest pixel, as a perfect
+in pixels at the chip's resolution. The accommodation-block shadow is cut where it leaves the
+chip (at low sun it can be longer than the ship), since no reader of the chip can measure more
+of it than the chip holds (``view_band`` cuts it further, to what a model's view holds). The
+oracle reads them to the nearest pixel, as a perfect
 measurer of a raster would, together with the directions a reader sees (of the shadows and of
 the layover, relative to the hull axis), and learns the best decision from them on the
 training manifest: the class (laden iff load fraction >= 0.5) and the load fraction itself.
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,7 +29,52 @@ from shipload.bands import GSD_BANDS, Bands, band_masks
 CUES = ("beam_px", "shadow_width_px", "side_width_px", "band_width_px", "super_shadow_len_px")
 
 
-def _read(manifest: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+# Centre of the accommodation block, in ship lengths from midships (toward the stern): the
+# block spans 0.04 L to 0.11-0.16 L from the stern end (shipload.synth.geometry.ship_shapes).
+SUPER_CENTRE_L = -0.41
+
+
+def super_shadow_in_chip(rows: list[dict[str, str]],
+                         view_band: float | None = None) -> np.ndarray:
+    """Length (px) of the accommodation-block shadow that lies inside the chip. Shape (N,).
+
+    The shadow runs from the block, away from the sun, for ``super_shadow_len_px``; it is cut
+    at the chip's edge. The ship is taken as centred (the renderer moves it by about 3 % of the
+    chip), the block as a point at its centre, on the hull axis.
+
+    Args:
+        rows: manifest rows (``labels.csv`` of ``shipload synth``).
+        view_band: if given, also cut the shadow where it leaves a band of this half-width
+            (a fraction of the chip side) around the hull axis: what a hull-aligned view of
+            ``height`` rows at ``across_scale`` a holds, with ``view_band = height / (2 a w)``
+            for ``w`` columns (0.125 for 80x160 at a = 2).
+    """
+    def col(k: str) -> np.ndarray:
+        return np.array([float(r[k]) for r in rows])
+
+    length = col("super_shadow_len_px")
+    half = col("chip_px") / 2
+    hd, sun = np.radians(col("heading_deg")), np.radians(col("sun_azimuth_deg"))
+    # image frame: x east, y south; azimuth a points along (sin a, -cos a)
+    bow = np.stack([np.sin(hd), -np.cos(hd)], 1)  # (N, 2)
+    start = bow * (SUPER_CENTRE_L * col("ship_length_m") / col("gsd_m"))[:, None]  # (N, 2) px
+    away = -np.stack([np.sin(sun), -np.cos(sun)], 1)  # (N, 2) shadow direction
+    reach = np.full(len(rows), np.inf)  # distance along ``away`` to the chip's edge
+    for k in range(2):
+        d = away[:, k]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = np.where(d > 0, (half - start[:, k]) / d,
+                         np.where(d < 0, (-half - start[:, k]) / d, np.inf))
+        reach = np.minimum(reach, t)
+    if view_band is not None:
+        across = np.abs(np.sin(sun - hd))  # share of the shadow that runs across the hull
+        with np.errstate(divide="ignore"):
+            reach = np.minimum(reach, view_band * 2 * half / across)
+    return np.minimum(length, np.maximum(reach, 0.0))
+
+
+def _read(manifest: str | Path, view_band: float | None = None
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(cues (N, 7), labels (N,), GSD (N,), load fraction (N,)) from a rendered manifest."""
     with open(manifest, newline="") as f:
         rows = list(csv.DictReader(f))
@@ -33,6 +82,7 @@ def _read(manifest: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
         abs(np.sin(np.radians(float(r["sun_azimuth_deg"]) - float(r["heading_deg"])))),
         abs(np.sin(np.radians(float(r["sensor_azimuth_deg"]) - float(r["heading_deg"])))),
     ] for r in rows], dtype=np.float64)
+    x[:, CUES.index("super_shadow_len_px")] = super_shadow_in_chip(rows, view_band)
     y = np.array([1 if r["label"] == "laden" else 0 for r in rows])
     g = np.array([float(r["gsd_m"]) for r in rows])
     lf = np.array([float(r["load_fraction"]) for r in rows])
@@ -53,7 +103,8 @@ def features(cues: np.ndarray) -> np.ndarray:
                           axis=1).astype(np.float32)
 
 
-def fit_oracle(train_manifest: str | Path, epochs: int = 60, seed: int = 0) -> nn.Module:
+def fit_oracle(train_manifest: str | Path, epochs: int = 60, seed: int = 0,
+               view_band: float | None = None) -> nn.Module:
     """Train a small two-output MLP on the quantised cues of a rendered training set.
 
     Output 0 is the laden logit (cross-entropy); output 1 the load-fraction logit, fitted with
@@ -63,8 +114,9 @@ def fit_oracle(train_manifest: str | Path, epochs: int = 60, seed: int = 0) -> n
         train_manifest: ``labels.csv`` written by ``shipload synth``.
         epochs: passes over the manifest.
         seed: initialisation and shuffling seed.
+        view_band: read only what a view of this half-width holds (``super_shadow_in_chip``).
     """
-    x, y, _, lf = _read(train_manifest)
+    x, y, _, lf = _read(train_manifest, view_band)
     f = torch.from_numpy(features(x))
     t = torch.from_numpy(y).float()
     tl = torch.from_numpy(lf).float()
@@ -88,16 +140,21 @@ def fit_oracle(train_manifest: str | Path, epochs: int = 60, seed: int = 0) -> n
     return mlp
 
 
-def oracle_scores(mlp: nn.Module, manifest: str | Path,
-                  bands: Bands = GSD_BANDS
-                  ) -> dict[str, dict[str, float]]:
+def oracle_scores(mlp: nn.Module, manifest: str | Path, bands: Bands = GSD_BANDS,
+                  view_band: float | None = None) -> dict[str, dict[str, float]]:
     """The oracle's accuracy and load-fraction MAE, overall and per GSD band, on a rendered set.
+
+    Args:
+        mlp: from ``fit_oracle``.
+        manifest: ``labels.csv`` of the set to score.
+        bands: GSD bands to report.
+        view_band: as given to ``fit_oracle``.
 
     Returns:
         ``{"accuracy": {"all": ..., "0.3-0.6": ...}, "load_mae": {...}}``; bands without chips
         are left out.
     """
-    x, y, g, lf = _read(manifest)
+    x, y, g, lf = _read(manifest, view_band)
     f = torch.from_numpy(features(x))
     with torch.no_grad():
         out = torch.sigmoid(mlp((f - mlp.mu) / mlp.sd)).numpy()  # (N, 2)
@@ -109,3 +166,28 @@ def oracle_scores(mlp: nn.Module, manifest: str | Path,
             acc[name] = float(correct[m].mean())
             mae[name] = float(err[m].mean())
     return {"accuracy": acc, "load_mae": mae}
+
+
+def oracle_bound(train_manifest: str | Path, manifest: str | Path,
+                 seeds: tuple[int, ...] = (0, 1, 2), epochs: int = 30,
+                 bands: Bands = GSD_BANDS, view_band: float | None = None) -> dict[str, Any]:
+    """``oracle_scores`` averaged over fits from several seeds, with their spread.
+
+    One fit's accuracy moves by about half a point overall, and more per band, with its seed;
+    the mean of a few is the steadier bound to hold a model against. Arguments as
+    ``fit_oracle`` and ``oracle_scores``.
+
+    Returns:
+        ``{"accuracy": {...}, "load_mae": {...}}`` as ``oracle_scores`` (the means), plus
+        ``"accuracy_range"`` (per key, ``[min, max]`` over the fits) and ``"fits"``.
+    """
+    runs = [oracle_scores(fit_oracle(train_manifest, epochs, seed, view_band), manifest, bands,
+                          view_band) for seed in seeds]
+    out: dict[str, Any] = {
+        k: {b: float(np.mean([r[k][b] for r in runs])) for b in runs[0][k]}
+        for k in ("accuracy", "load_mae")}
+    out["accuracy_range"] = {b: [min(r["accuracy"][b] for r in runs),
+                                 max(r["accuracy"][b] for r in runs)]
+                             for b in runs[0]["accuracy"]}
+    out["fits"] = len(runs)
+    return out
