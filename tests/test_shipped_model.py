@@ -22,9 +22,9 @@ def test_metadata_contract() -> None:
     m = read_metadata(DEFAULT_MODEL)
     assert json.loads(m["classes"]) == ["empty", "laden"]
     assert m["resize_policy"] == "hull_aligned" and int(m["input_width"]) > 0
-    assert json.loads(m["training_data"])["synth_seed"] == 6  # the last stage's chips
+    assert json.loads(m["training_data"])["synth_seed"] == 7  # the last stage's chips
     recipe = json.loads(m["recipe"])  # every stage's config, in order, with its sha256
-    stages = ("", "_stage2", "_stage3", "_stage4", "_stage5", "_stage6")
+    stages = ("", "_stage2", "_stage3", "_stage4", "_stage5", "_stage6", "_stage7")
     assert list(recipe) == [f"configs/default{s}.yaml" for s in stages]
     assert len(m["recipe_sha256"]) == 64
     assert DEFAULT_MODEL.stat().st_size < 20e6
