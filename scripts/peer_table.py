@@ -4,7 +4,8 @@
 
 Reads the last validation accuracy of each ``configs/peer.yaml`` run (``runs/peer/<backbone>``,
 its newest ``version_*``), then times every backbone's network in PyTorch eager on this CPU,
-batch 64 at the shipped input, in interleaved rounds so that machine noise hits all alike.
+batch 64 at the 80x160 view the peer runs trained at (``InputSpec()``), in interleaved
+rounds so that machine noise hits all alike.
 """
 
 from __future__ import annotations
