@@ -108,18 +108,18 @@ def test_short_real_fit_beats_chance(tmp_path: Path) -> None:
     cfg.write_text(EASY)
     cli = cli_main(smoke_args(
         tmp_path, f"--data.synth_config={cfg}", "--data.synth_n=480", "--data.batch_size=32",
-        "--trainer.max_epochs=8", "--trainer.limit_train_batches=1.0",
+        "--trainer.max_epochs=12", "--trainer.limit_train_batches=1.0",
         "--trainer.limit_val_batches=1.0", "--data.val_fraction=0.25", "--data.test_fraction=0.0",
         "--model.input_height=48", "--model.input_width=144", "--model.lr=0.004",
         "--data.cache=true"))
     m = cli.trainer.callback_metrics
     auroc, acc = float(m["val_auroc"]), float(m["val_acc"])
-    # 120 validation chips. The seeded run's numerics differ by CPU (other kernels, other
-    # rounding): accuracy 0.69 on an AMD EPYC, 0.625 (AUROC 0.713) on an Intel Xeon with AMX.
-    # AUROC does not hang on where a short fit puts its threshold: chance is 0.5 +- 0.053 here,
-    # so 0.66 is 3 sigma above it; accuracy must still beat chance by 2 sigma (0.5 +- 0.046).
+    # 120 validation chips: chance is 0.5 +- 0.046 in accuracy, 0.5 +- 0.053 in AUROC, so 0.64
+    # and 0.66 are 3 sigma above it. The seeded run's numerics differ by CPU: 8 epochs gave 0.69
+    # on an AMD EPYC but 0.625 (AUROC 0.713) on an Intel Xeon with AMX; 12 give 0.75 (AUROC
+    # 0.84) on the Xeon, a margin that does not hang on the machine.
     assert auroc >= 0.66, f"validation AUROC {auroc:.3f} on an easy set"
-    assert acc >= 0.59, f"validation accuracy {acc:.3f} on an easy set"
+    assert acc >= 0.64, f"validation accuracy {acc:.3f} on an easy set"
 
 
 @pytest.mark.slow
