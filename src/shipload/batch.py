@@ -14,41 +14,81 @@ from pathlib import Path
 from typing import Any, Literal
 
 from shipload import __version__
+from shipload.contract import GEOMETRY_FIELDS, GEOMETRY_RANGES, ROW_COLUMNS
 from shipload.data.io import IMAGE_EXTENSIONS
 from shipload.errors import UsageError
+from shipload.inference import Job
+from shipload.view import GeometryError, parse_geometry
 
 Format = Literal["csv", "jsonl", "parquet"]
-COLUMNS = ["path", "label", "p_laden", "load_fraction", "status", "error", "lon", "lat"]
 
 
-def collect_inputs(inputs: Sequence[str]) -> list[str]:
-    """Expand files, folders (recursive), globs and CSV manifests into a sorted, unique list.
+def _manifest_jobs(p: Path) -> list[Job]:
+    with open(p, newline="") as f:
+        reader = csv.DictReader(f)
+        cols = reader.fieldnames or []
+        if "path" not in cols:
+            raise UsageError(f"{p}: a manifest needs a 'path' column")
+        jobs = []
+        for row in reader:
+            if not row.get("path"):
+                continue
+            values = {k: v for k, v in row.items() if k in GEOMETRY_RANGES and v not in ("", None)}
+            extra = {k: (v or "") for k, v in row.items()
+                     if k and k != "path" and k not in GEOMETRY_RANGES and k not in ROW_COLUMNS}
+            jobs.append(Job(str(p.parent / row["path"]), values, extra))
+    return jobs
+
+
+def collect_inputs(inputs: Sequence[str]) -> list[Job]:
+    """Expand files, folders (recursive), globs and CSV manifests into jobs sorted by path.
+
+    A manifest row's geometry columns become that chip's geometry; its other columns
+    (``vessel_id``, ``acquired_utc``, ...) pass through to the output row. A path listed twice
+    is predicted once (a manifest row's values win over a bare path).
 
     Raises:
         UsageError: an input that is neither a file, a folder nor a matching glob; no inputs.
     """
-    found: set[str] = set()
+    found: dict[str, Job] = {}
+
+    def add(job: Job) -> None:
+        if job.path not in found or job.values or job.extra:
+            found[job.path] = job
+
     for raw in inputs:
         p = Path(raw)
         if p.is_dir():
-            found.update(str(f) for f in p.rglob("*")
-                         if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+            for f in p.rglob("*"):
+                if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS:
+                    add(Job(str(f)))
         elif p.is_file() and p.suffix.lower() == ".csv":
-            with open(p, newline="") as f:
-                reader = csv.DictReader(f)
-                if "path" not in (reader.fieldnames or []):
-                    raise UsageError(f"{p}: a manifest needs a 'path' column")
-                found.update(str(p.parent / r["path"]) for r in reader if r.get("path"))
+            for job in _manifest_jobs(p):
+                add(job)
         elif p.is_file():
-            found.add(str(p))  # any file given by name: a bad one gets an error row
+            add(Job(str(p)))  # any file given by name: a bad one gets an error row
         elif glob.has_magic(raw):
-            found.update(g for g in glob.glob(raw, recursive=True) if Path(g).is_file())
+            for g in glob.glob(raw, recursive=True):
+                if Path(g).is_file():
+                    add(Job(g))
         else:
             raise UsageError(f"input not found: {raw}; give chip files, folders, globs or a "
                              "CSV manifest")
     if not found:
         raise UsageError("no input chips found (looked for " + ", ".join(IMAGE_EXTENSIONS) + ")")
-    return sorted(found)
+    return [found[k] for k in sorted(found)]
+
+
+def parse_flags_geometry(values: dict[str, float | None]) -> dict[str, float]:
+    """Check the batch-wide geometry flags.
+
+    Raises:
+        UsageError: a flag out of range, naming it.
+    """
+    try:
+        return parse_geometry({k: v for k, v in values.items() if v is not None}, "flags")
+    except GeometryError as e:
+        raise UsageError(str(e)) from None
 
 
 def parse_shard(spec: str | None) -> tuple[int, int] | None:
@@ -64,7 +104,7 @@ def parse_shard(spec: str | None) -> tuple[int, int] | None:
     return k, n
 
 
-def shard(items: list[str], spec: tuple[int, int] | None) -> list[str]:
+def shard(items: list[Any], spec: tuple[int, int] | None) -> list[Any]:
     """The K-th of N interleaved slices: balanced, deterministic, disjoint, covering."""
     if spec is None:
         return items
@@ -90,8 +130,10 @@ class RowWriter:
     so a killed run never leaves a corrupt Parquet file.
     """
 
-    def __init__(self, path: Path, fmt: Format, resume: bool, overwrite: bool) -> None:
+    def __init__(self, path: Path, fmt: Format, resume: bool, overwrite: bool,
+                 extra_columns: Sequence[str] = ()) -> None:
         self.path, self.fmt = path, fmt
+        self.columns = list(ROW_COLUMNS) + [c for c in extra_columns if c not in ROW_COLUMNS]
         partial = path.with_name(path.name + ".partial.jsonl")
         self.stream_path = partial if fmt == "parquet" else path
         exists = path.exists() or (fmt == "parquet" and self.stream_path.exists())
@@ -113,8 +155,16 @@ class RowWriter:
         except OSError as e:
             raise UsageError(f"cannot write {self.stream_path}: {e.strerror}") from e
         if fmt == "csv" and self.f.tell() == 0:
-            self.f.write(",".join(COLUMNS) + "\n")
+            csv.writer(self.f, lineterminator="\n").writerow(self.columns)
             self.f.flush()
+        elif fmt == "csv":
+            with open(self.stream_path, newline="") as f:
+                header = next(csv.reader(f), [])
+            if header != self.columns:
+                self.f.close()
+                raise UsageError(f"{path} has columns {header}, this run writes "
+                                 f"{self.columns}; resume with the same inputs and version, or "
+                                 "--overwrite")
 
     def _cut_torn_tail(self, p: Path) -> None:
         data = p.read_bytes()
@@ -148,11 +198,12 @@ class RowWriter:
         """Append one batch of rows and flush it to the OS (survives SIGKILL)."""
         buf = io.StringIO()
         if self.fmt == "csv":
-            w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
-            w.writerows({k: ("" if r.get(k) is None else r.get(k)) for k in COLUMNS} for r in rows)
+            w = csv.DictWriter(buf, fieldnames=self.columns, lineterminator="\n")
+            w.writerows({k: ("" if r.get(k) is None else r.get(k)) for k in self.columns}
+                        for r in rows)
         else:
             for r in rows:
-                buf.write(json.dumps({k: r.get(k) for k in COLUMNS}) + "\n")
+                buf.write(json.dumps({k: r.get(k) for k in self.columns}) + "\n")
         self.f.write(buf.getvalue())  # one write per batch: a kill tears at most the last line
         self.f.flush()
 
@@ -166,11 +217,9 @@ class RowWriter:
 
         with open(self.stream_path) as f:
             rows = [json.loads(line) for line in f if line.strip()]
-        schema = pa.schema([("path", pa.string()), ("label", pa.string()),
-                            ("p_laden", pa.float64()), ("load_fraction", pa.float64()),
-                            ("status", pa.string()), ("error", pa.string()),
-                            ("lon", pa.float64()), ("lat", pa.float64())])
-        table = pa.Table.from_pylist([{k: r.get(k) for k in COLUMNS} for r in rows], schema)
+        types = {"string": pa.string(), "float64": pa.float64()}
+        schema = pa.schema([(c, types[ROW_COLUMNS.get(c, "string")]) for c in self.columns])
+        table = pa.Table.from_pylist([{k: r.get(k) for k in self.columns} for r in rows], schema)
         tmp = self.path.with_name("." + self.path.name + ".tmp")
         pq.write_table(table, tmp)
         tmp.replace(self.path)
@@ -204,12 +253,21 @@ class Progress:
             sys.stderr.write("\n")
 
 
+def _geometry_kind(used: str) -> str:
+    n = 0 if used in ("", "none") or used.startswith("ignored") else used.count("+") + 1
+    return "full" if n == len(GEOMETRY_FIELDS) else "partial" if n else "none"
+
+
 def run_predict(inputs: Sequence[str], output: str | Path, model: str | Path | None = None,
                 fmt: str | None = None, batch_size: int = 64, device: str = "auto",
                 threads: int | None = None, resume: bool = False, overwrite: bool = False,
                 shard_spec: str | None = None, tta: bool = False, quiet: bool = False,
-                workers: int | None = None) -> dict[str, Any]:
+                workers: int | None = None,
+                geometry: dict[str, float | None] | None = None) -> dict[str, Any]:
     """Predict every input chip and write one row per input.
+
+    ``geometry`` holds batch-wide values (the ``--gsd-m`` ... flags); a chip's sidecar JSON and
+    its manifest row override them field by field (see ``inference.resolve_geometry``).
 
     Returns:
         A summary: counts per class, errors, chips/s, provider; also written to
@@ -218,24 +276,31 @@ def run_predict(inputs: Sequence[str], output: str | Path, model: str | Path | N
     Raises:
         UsageError: bad arguments (exit code 2 in the CLI).
     """
-    from shipload.inference import Predictor, sha256_file
+    from shipload.inference import Predictor
+    from shipload.runtime import sha256_file
 
     if resume and overwrite:
         raise UsageError("--resume and --overwrite exclude each other")
     out = Path(output)
     f = output_format(out, fmt)
+    defaults = parse_flags_geometry(geometry or {})
     items = shard(collect_inputs(inputs), parse_shard(shard_spec))
     predictor = Predictor(model, device=device, threads=threads)  # type: ignore[arg-type]
-    writer = RowWriter(out, f, resume, overwrite)
-    todo = [p for p in items if p not in writer.done]
+    extras = sorted({k for j in items for k in j.extra})
+    writer = RowWriter(out, f, resume, overwrite, extras)
+    todo = [j for j in items if j.path not in writer.done]
     progress = Progress(len(todo), quiet)
     counts: Counter[str] = Counter()
+    geo_counts: Counter[str] = Counter()
     t0 = time.time()
     try:
-        for rows in predictor.predict(todo, batch_size=batch_size, tta=tta, workers=workers):
+        for rows in predictor.predict(todo, batch_size=batch_size, tta=tta, workers=workers,
+                                      geometry=defaults):
             writer.write(rows)
             for r in rows:
                 counts[r["label"] if r["status"] == "ok" else "error"] += 1
+                if r["status"] == "ok":
+                    geo_counts[_geometry_kind(r["geometry_used"])] += 1
             progress.update(len(rows))
     finally:
         progress.close()
@@ -251,6 +316,8 @@ def run_predict(inputs: Sequence[str], output: str | Path, model: str | Path | N
         "provider": predictor.provider, "model": str(predictor.path),
         "model_sha256": sha256_file(predictor.path), "shipload_version": __version__,
         "tta": tta, "shard": shard_spec,
+        "geometry": {k: geo_counts.get(k, 0) for k in ("full", "partial", "none")},
+        "geometry_flags": defaults,
     }
     Path(str(out) + ".meta.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary

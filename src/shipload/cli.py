@@ -1,4 +1,8 @@
-"""``shipload`` command line: parsing only; every command calls the library."""
+"""shipload: tells from satellite chips of oil tankers whether each is empty or laden.
+
+Commands follow an analyst's path: synth (render labelled chips), predict (call chips),
+evaluate (score calls against labels), export (checkpoint to ONNX).
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,6 @@ from pathlib import Path
 from shipload import __version__
 from shipload.config import ConfigError
 from shipload.errors import DataError, ExportError, UsageError
-
-DEFAULT_SYNTH_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "synth.yaml"
 
 
 def _synth(a: argparse.Namespace) -> int:
@@ -64,9 +66,13 @@ def _export(a: argparse.Namespace) -> int:
 def _predict(a: argparse.Namespace) -> int:
     from shipload.batch import run_predict
 
+    geometry = {"gsd_m": a.gsd_m, "sun_elevation_deg": a.sun_elevation,
+                "sun_azimuth_deg": a.sun_azimuth, "off_nadir_deg": a.off_nadir,
+                "sensor_azimuth_deg": a.sensor_azimuth}
     s = run_predict(a.inputs, a.output, model=a.model, fmt=a.format, batch_size=a.batch_size,
                     device=a.device, threads=a.threads, resume=a.resume, overwrite=a.overwrite,
-                    shard_spec=a.shard, tta=a.tta, quiet=a.quiet, workers=a.workers)
+                    shard_spec=a.shard, tta=a.tta, quiet=a.quiet, workers=a.workers,
+                    geometry=geometry)
     if not a.quiet:
         counts = ", ".join(f"{k} {v}" for k, v in s["counts"].items())
         rate = f"{s['chips_per_s']} chips/s" if s["chips_per_s"] else "nothing new to predict"
@@ -135,7 +141,21 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--weights", type=Path, default=None, help="also save PyTorch weights (.pt)")
     e.set_defaults(func=_export)
 
-    q = sub.add_parser("predict", help="classify chips with the ONNX model")
+    q = sub.add_parser(
+        "predict", help="classify chips with the ONNX model",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Classify tanker chips as empty or laden, with p_laden, the load fraction "
+        "and the freeboard in metres.",
+        epilog="""acquisition geometry (gsd_m, sun_elevation_deg, sun_azimuth_deg, off_nadir_deg,
+sensor_azimuth_deg; azimuths clockwise from the chip's up, the sun's toward the sun, the
+sensor's toward the satellite; optional heading_deg, the hull axis) comes from three sources,
+field by field, highest precedence first:
+  1. the chip's row in a CSV manifest (columns of those names),
+  2. a sidecar JSON beside the chip (chip.png -> chip.json, same keys),
+  3. the flags below, for a whole batch from one scene.
+A value that is not a number or out of range (elevation 0-90, off-nadir 0-60, 0 < gsd <= 10)
+makes an error row for that chip naming the field; a bad flag is a usage error.
+Other manifest columns (vessel_id, acquired_utc, ...) pass through to the output rows.""")
     q.add_argument("inputs", nargs="+", help="files, folders, globs or a CSV manifest")
     q.add_argument("--model", type=Path, default=None, help="default: models/shipload.onnx")
     q.add_argument("--output", required=True, type=Path, help="results: .csv, .jsonl or .parquet")
@@ -151,6 +171,14 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--shard", default=None, help="K/N: only the K-th of N interleaved slices")
     q.add_argument("--tta", action="store_true", help="average over flips/rotations")
     q.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    geo = q.add_argument_group("geometry for the whole batch (lowest precedence)")
+    geo.add_argument("--gsd-m", type=float, default=None, help="ground sample distance, m")
+    geo.add_argument("--sun-elevation", type=float, default=None, help="degrees above horizon")
+    geo.add_argument("--sun-azimuth", type=float, default=None,
+                     help="degrees clockwise from the chip's up, toward the sun")
+    geo.add_argument("--off-nadir", type=float, default=None, help="view angle, degrees")
+    geo.add_argument("--sensor-azimuth", type=float, default=None,
+                     help="degrees clockwise from the chip's up, toward the satellite")
     q.set_defaults(func=_predict)
 
     v = sub.add_parser("evaluate", help="score predictions against labels; HTML report")

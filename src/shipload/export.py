@@ -1,8 +1,9 @@
 """ONNX export with self-describing metadata, checks before writing, and int8 quantization.
 
-The exported graph takes (B, 3, H, W) float RGB in [0, 1] (the view made by
-``shipload.data.transforms.prepare_chip``) with a dynamic batch axis, normalises inside, and
-returns ``probabilities`` (B, 2) over (empty, laden) and ``load_fraction`` (B,).
+The exported graph takes ``image`` (B, 3, H, W) float RGB in [0, 1] and ``geometry`` (B, G),
+both made by ``shipload.view.prepare_view``, with a dynamic batch axis; it normalises and
+calibrates inside and returns ``probabilities`` (B, 2) over (empty, laden), ``load_fraction``
+(B,) and ``freeboard_m`` (B,).
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ import numpy as np
 import torch
 
 from shipload import CLASSES, __version__
-from shipload.data.transforms import InputSpec, describe, prepare_chip
+from shipload.contract import ONNX_INPUTS, ONNX_OUTPUTS
 from shipload.errors import ExportError, UsageError
-from shipload.inference import read_metadata, sha256_file
 from shipload.model.backbones import ProbabilityHead, ShiploadNet
 from shipload.model.task import load_weights
+from shipload.runtime import make_session, read_metadata, sha256_file
+from shipload.view import GEO_DIM, InputSpec, describe, prepare_view, stack_views
 
 PARITY_ATOL = 1e-4
 
@@ -76,29 +78,32 @@ def save_weights(m: LoadedModel, path: str | Path) -> Path:
 
 
 def sample_views(spec: InputSpec, n: int = 8, seed: int = 12345,
-                 data: str | Path | None = None) -> np.ndarray:
-    """A real batch for parity checks: ``n`` prepared views, (n, 3, H, W) float32.
+                 data: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A real batch for parity checks: (n, 3, H, W) views and (n, G) geometry, float32.
 
-    From the labelled chips in ``data`` when given, else freshly rendered chips.
+    From the labelled chips in ``data`` when given (with their manifest geometry), else
+    freshly rendered chips, every other one with its geometry.
     """
-    imgs: list[np.ndarray] = []
+    views = []
     if data is not None:
         from shipload.data.datasets import load_records
         from shipload.data.io import read_chip
 
         for r in load_records(data)[:n]:
-            imgs.append(read_chip(r.path))
+            views.append(prepare_view(read_chip(r.path), spec, r.geometry, r.heading_deg))
     else:
         import dataclasses
 
-        from shipload.synth import SynthConfig, render, sample_scene
+        from shipload.data.stream import chip_from_scene, scene_geometry
+        from shipload.synth import SynthConfig, sample_scene
 
         cfg = SynthConfig()
         cfg = dataclasses.replace(cfg, sensor=dataclasses.replace(cfg.sensor, max_chip_px=160))
         for i in range(n):
-            imgs.append(render(sample_scene(cfg, seed, i)).rgb)
-    views = np.stack([prepare_chip(im, spec) for im in imgs])
-    return np.ascontiguousarray(views.transpose(0, 3, 1, 2))
+            s = sample_scene(cfg, seed, i)
+            views.append(prepare_view(chip_from_scene(s, 2), spec,
+                                      scene_geometry(s) if i % 2 == 0 else None))
+    return stack_views(views)
 
 
 def recipe_digest(recipe: str | Path | Sequence[str | Path]) -> dict[str, str]:
@@ -138,8 +143,12 @@ def build_metadata(m: LoadedModel, provenance: dict[str, str],
         "resize_policy": m.spec.policy,
         "across_scale": f"{m.spec.across_scale:g}",
         "input": json.dumps(describe(m.spec)),
-        "input_range": "float32 RGB in [0, 1], NCHW; normalisation is inside the graph",
-        "outputs": "probabilities (B, 2) over classes; load_fraction (B,) in [0, 1]",
+        "input_range": "image: float32 RGB in [0, 1], NCHW, normalisation inside the graph; "
+                       f"geometry: float32 (B, {GEO_DIM}) from shipload.view.encode_geometry",
+        "inputs": json.dumps(list(ONNX_INPUTS)),
+        "geometry_dim": str(GEO_DIM),
+        "outputs": "probabilities (B, 2) over classes; load_fraction (B,) in [0, 1]; "
+                   "freeboard_m (B,) midship freeboard in metres",
         "backbone": str(m.hparams.get("backbone")),
         "temperature": f"{float(m.net.temperature):.6f}",
         "training_data": json.dumps(data),
@@ -150,32 +159,32 @@ def build_metadata(m: LoadedModel, provenance: dict[str, str],
 
 
 def _session(path: str | Path, providers: list[str] | None = None) -> Any:
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    return ort.InferenceSession(str(path), so, providers=providers or ["CPUExecutionProvider"])
+    return make_session(path, providers)
 
 
-def check_parity(onnx_path: str | Path, net: torch.nn.Module, x: np.ndarray,
+def check_parity(onnx_path: str | Path, net: torch.nn.Module, x: np.ndarray, g: np.ndarray,
                  atol: float = PARITY_ATOL) -> dict[str, float]:
-    """Compare onnxruntime with PyTorch on batch ``x`` and on batch sizes 1 and 7.
+    """Compare onnxruntime with PyTorch on batch (x, g) and on batch sizes 1 and 7.
 
     Raises:
-        ExportError: probabilities differ by more than ``atol`` or argmax differs.
+        ExportError: an output differs by more than ``atol`` (relative for the freeboard) or
+            the argmax differs.
     """
     sess = _session(onnx_path)
     head = ProbabilityHead(net).eval()
     worst = 0.0
-    for xb in (x, x[:1], np.concatenate([x] * (7 // len(x) + 1))[:7]):
+    idx7 = np.arange(7) % len(x)
+    for xb, gb in ((x, g), (x[:1], g[:1]), (x[idx7], g[idx7])):
         with torch.no_grad():
-            p_t, l_t = (t.numpy() for t in head(torch.from_numpy(xb)))
-        p_o, l_o = sess.run(["probabilities", "load_fraction"], {"image": xb})
-        if p_o.shape != (len(xb), 2) or l_o.shape != (len(xb),):
-            raise ExportError(f"ONNX output shapes {p_o.shape}, {l_o.shape} for batch {len(xb)}")
-        d = float(max(np.abs(p_o - p_t).max(), np.abs(l_o - l_t).max()))
+            ref = [t.numpy() for t in head(torch.from_numpy(xb), torch.from_numpy(gb))]
+        out = sess.run(list(ONNX_OUTPUTS), {"image": xb, "geometry": gb})
+        if out[0].shape != (len(xb), 2) or out[1].shape != (len(xb),) or out[2].shape != (
+                len(xb),):
+            raise ExportError(f"ONNX output shapes {[o.shape for o in out]} for batch {len(xb)}")
+        d = float(max(np.abs(out[0] - ref[0]).max(), np.abs(out[1] - ref[1]).max(),
+                      (np.abs(out[2] - ref[2]) / np.maximum(ref[2], 1e-3)).max()))
         worst = max(worst, d)
-        if d > atol or not np.array_equal(p_o.argmax(1), p_t.argmax(1)):
+        if d > atol or not np.array_equal(out[0].argmax(1), ref[0].argmax(1)):
             raise ExportError(f"parity check failed at batch {len(xb)}: max |ONNX - PyTorch| = "
                               f"{d:.2e} > {atol:.0e} or a different argmax")
     return {"max_abs_diff": worst}
@@ -216,16 +225,17 @@ def export_onnx(ckpt: str | Path, output: str | Path, opset: int = 18,
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UsageError(f"cannot create {out.parent}: {e.strerror}") from e
-    x = sample_views(m.spec, 8, data=parity_data)
+    x, g = sample_views(m.spec, 8, data=parity_data)
     head = ProbabilityHead(m.net).eval()
     fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         batch = torch.export.Dim("batch", min=1, max=65536)
-        torch.onnx.export(head, (torch.from_numpy(x),), str(tmp), dynamo=True,
-                          input_names=["image"], output_names=["probabilities", "load_fraction"],
-                          dynamic_shapes=({0: batch},), opset_version=opset,
+        torch.onnx.export(head, (torch.from_numpy(x), torch.from_numpy(g)), str(tmp),
+                          dynamo=True, input_names=list(ONNX_INPUTS),
+                          output_names=list(ONNX_OUTPUTS),
+                          dynamic_shapes=({0: batch}, {0: batch}), opset_version=opset,
                           external_data=False, optimize=True)
         model = onnx.load(str(tmp))
         for k, v in build_metadata(m, provenance, metrics).items():
@@ -233,7 +243,7 @@ def export_onnx(ckpt: str | Path, output: str | Path, opset: int = 18,
         model.doc_string = "shipload tanker load-state classifier"
         onnx.save(model, str(tmp))
         onnx.checker.check_model(str(tmp), full_check=True)
-        parity = check_parity(tmp, m.net, x)
+        parity = check_parity(tmp, m.net, x, g)
         tmp.chmod(0o644)  # mkstemp makes it private
         tmp.replace(out)
     except ExportError:
@@ -250,12 +260,14 @@ def export_onnx(ckpt: str | Path, output: str | Path, opset: int = 18,
 class _Calibration:
     """onnxruntime CalibrationDataReader over prepared views."""
 
-    def __init__(self, views: np.ndarray, batch: int = 16) -> None:
-        self._it: Iterator[np.ndarray] = (views[i : i + batch] for i in range(0, len(views), batch))
+    def __init__(self, views: tuple[np.ndarray, np.ndarray], batch: int = 16) -> None:
+        x, g = views
+        self._it: Iterator[dict[str, np.ndarray]] = (
+            {"image": x[i : i + batch], "geometry": g[i : i + batch]}
+            for i in range(0, len(x), batch))
 
     def get_next(self) -> dict[str, np.ndarray] | None:
-        nxt = next(self._it, None)
-        return None if nxt is None else {"image": nxt}
+        return next(self._it, None)
 
 
 def quantize_int8(fp32: str | Path, output: str | Path, calibration: str | Path,
@@ -294,11 +306,12 @@ def quantize_int8(fp32: str | Path, output: str | Path, calibration: str | Path,
         raise ExportError(f"no chips left to judge int8 in {judge or calibration}: give "
                           f"--int8-judge DIR or a calibration folder of more than {n_calib} chips")
 
-    def views_of(rs: list[Any]) -> np.ndarray:
-        v = np.stack([prepare_chip(read_chip(r.path), spec) for r in rs]).transpose(0, 3, 1, 2)
-        return np.ascontiguousarray(v, dtype=np.float32)
+    def views_of(rs: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+        return stack_views([prepare_view(read_chip(r.path), spec, r.geometry, r.heading_deg)
+                            for r in rs])
 
     calib, held = views_of(recs[:n_calib]), views_of(judged)
+    feeds = {"image": held[0], "geometry": held[1]}
     y = np.array([r.label for r in judged])
     out = Path(output)
     with tempfile.TemporaryDirectory(dir=out.parent) as td:
@@ -315,8 +328,8 @@ def quantize_int8(fp32: str | Path, output: str | Path, calibration: str | Path,
         for k, v in {**meta, "quantization": "int8 static QDQ, per-channel weights"}.items():
             model.metadata_props.add(key=k, value=v)
         onnx.save(model, str(q))
-        p32 = _session(fp32).run(["probabilities"], {"image": held})[0]
-        p8 = _session(q).run(["probabilities"], {"image": held})[0]
+        p32 = _session(fp32).run(["probabilities"], feeds)[0]
+        p8 = _session(q).run(["probabilities"], feeds)[0]
         acc32 = float((p32.argmax(1) == y).mean())
         acc8 = float((p8.argmax(1) == y).mean())
         agree = float((p32.argmax(1) == p8.argmax(1)).mean())
@@ -355,12 +368,12 @@ def convert_fp16(fp32: str | Path, output: str | Path, atol: float = 2e-3) -> di
     tmp = out.with_name(f".{out.name}.tmp")
     onnx.save(model, str(tmp))
     try:
-        x = sample_views(spec, 8)
-        p32 = _session(fp32).run(["probabilities"], {"image": x})[0]
+        x, g = sample_views(spec, 8)
+        p32 = _session(fp32).run(["probabilities"], {"image": x, "geometry": g})[0]
         s16 = _session(tmp, ["CUDAExecutionProvider"])
         if s16.get_providers()[0] != "CUDAExecutionProvider":
             raise ExportError("the CUDA provider did not load; fp16 parity not checked")
-        p16 = s16.run(["probabilities"], {"image": x})[0]
+        p16 = s16.run(["probabilities"], {"image": x, "geometry": g})[0]
         d = float(np.abs(p32 - p16).max())
         if d > atol or not np.array_equal(p32.argmax(1), p16.argmax(1)):
             raise ExportError(f"fp16 parity failed: max |fp16 - fp32| = {d:.1e}")

@@ -8,43 +8,52 @@ On 2 cores this gave 1.4x the throughput of the earlier one-process decode pool.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
 from shipload import CLASSES
+from shipload.contract import ONNX_INPUTS, ONNX_OUTPUTS
 from shipload.data.io import ChipError, is_tiff, read_bytes, read_chip
-from shipload.data.transforms import InputSpec, prepare_chip
 from shipload.errors import UsageError
 from shipload.geo import centre_lonlat
+from shipload.runtime import make_session, read_metadata
+from shipload.view import (
+    GEO_DIM,
+    GeometryError,
+    InputSpec,
+    View,
+    flip_geometry,
+    geometry_used,
+    parse_geometry,
+    prepare_view,
+    stack_views,
+)
 
 Device = Literal["auto", "cpu", "cuda"]
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "shipload.onnx"
 
 
-def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+@dataclass
+class Job:
+    """One input of a predict run.
 
+    Attributes:
+        path: the chip file.
+        values: per-chip geometry values from a manifest row (raw, checked when used).
+        extra: other manifest columns, passed through to the output row unchanged.
+    """
 
-def read_metadata(model_path: str | Path) -> dict[str, str]:
-    """The ONNX file's metadata_props as a dict."""
-    import onnx
-
-    m = onnx.load(str(model_path), load_external_data=False)
-    return {p.key: p.value for p in m.metadata_props}
+    path: str
+    values: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -52,28 +61,70 @@ class Prepared:
     """One preprocessed input: the view or the error that stopped it."""
 
     index: int
-    path: str
-    view: np.ndarray | None  # (H, W, 3) float32
+    job: Job
+    view: View | None
     error: str = ""
     lon: float | None = None
     lat: float | None = None
 
+    @property
+    def path(self) -> str:
+        """The chip file."""
+        return self.job.path
 
-def _prepare(args: tuple[int, str, InputSpec]) -> Prepared:
-    i, path, spec = args
+
+def sidecar_path(path: str | Path) -> Path:
+    """``chip.png`` → ``chip.json`` beside it."""
+    return Path(path).with_suffix(".json")
+
+
+def resolve_geometry(job: Job, defaults: dict[str, float]) -> tuple[dict[str, float],
+                                                                   float | None]:
+    """The geometry of one chip from its three sources, field by field.
+
+    Precedence, highest first: the manifest row's columns, the sidecar ``chip.json``, the
+    batch-wide flags (``defaults``). Per-chip facts beat a whole scene's; the manifest is what
+    the user wrote for this very run.
+
+    Returns:
+        (geometry fields, heading_deg or None).
+
+    Raises:
+        GeometryError: a value in any source that is not a number or out of range, or an
+            unreadable sidecar, naming the field and the source.
+    """
+    geo = dict(defaults)
+    side = sidecar_path(job.path)
+    if side.is_file():
+        try:
+            data = json.loads(side.read_text())
+        except (OSError, ValueError) as e:
+            raise GeometryError(f"sidecar {side.name} is not valid JSON ({e})") from None
+        if not isinstance(data, dict):
+            raise GeometryError(f"sidecar {side.name} must hold a JSON object of geometry keys")
+        geo.update(parse_geometry(data, f"sidecar {side.name}"))
+    geo.update(parse_geometry(job.values, "manifest"))
+    heading = geo.pop("heading_deg", None)
+    return geo, heading
+
+
+def _prepare(args: tuple[int, Job, InputSpec, dict[str, float]]) -> Prepared:
+    i, job, spec, defaults = args
+    path = job.path
     try:
+        geo, heading = resolve_geometry(job, defaults)
         data = read_bytes(path)  # one read serves the pixels and the geo tags
-        view = prepare_chip(read_chip(path, data=data), spec)
-    except ChipError as e:
-        return Prepared(i, path, None, str(e))
+        view = prepare_view(read_chip(path, data=data), spec, geo, heading)
+    except (ChipError, GeometryError) as e:
+        return Prepared(i, job, None, str(e))
     except Exception as e:  # a bad file must never stop the run
-        return Prepared(i, path, None, f"{path}: {type(e).__name__}: {e}")
+        return Prepared(i, job, None, f"{path}: {type(e).__name__}: {e}")
     lon = lat = None
     if is_tiff(data):
         ll = centre_lonlat(data)
         if ll:
             lon, lat = ll
-    return Prepared(i, path, view, "", lon, lat)
+    return Prepared(i, job, view, "", lon, lat)
 
 
 def _prefetch(fn: Callable[[Any], Prepared], jobs: Iterable[Any], ex: ThreadPoolExecutor,
@@ -91,17 +142,18 @@ def _prefetch(fn: Callable[[Any], Prepared], jobs: Iterable[Any], ex: ThreadPool
         yield pending.popleft().result()
 
 
-def tta_views(x: np.ndarray, policy: str) -> list[np.ndarray]:
-    """Symmetric copies of a (B, 3, H, W) batch for test-time augmentation.
+def tta_views(x: np.ndarray, g: np.ndarray, policy: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Symmetric copies of a batch, (B, 3, H, W) and (B, G), for test-time augmentation.
 
-    Hull-aligned views have absorbed the chip's rotation, so D4 reduces to the four flips;
-    square views get the whole D4 group (8).
+    Hull-aligned views have absorbed the chip's rotation, so the group reduces to the four
+    flips; the geometry is flipped with the pixels.
     """
-    flips = [x, x[..., ::-1], x[..., ::-1, :], x[..., ::-1, ::-1]]
-    if policy == "hull_aligned" or x.shape[2] != x.shape[3]:
-        return [np.ascontiguousarray(v) for v in flips]
-    rot = [np.ascontiguousarray(np.swapaxes(v, 2, 3)) for v in flips]
-    return [np.ascontiguousarray(v) for v in flips] + rot
+    out = []
+    for h, v in ((False, False), (True, False), (False, True), (True, True)):
+        xv = x[..., ::-1] if h else x
+        xv = xv[..., ::-1, :] if v else xv
+        out.append((np.ascontiguousarray(xv), flip_geometry(g, h, v)))
+    return out
 
 
 class Predictor:
@@ -146,59 +198,75 @@ class Predictor:
         else:
             want = ([p for p in ("CUDAExecutionProvider",) if p in available]
                     + ["CPUExecutionProvider"])
-        so = ort.SessionOptions()
-        so.log_severity_level = 3
-        so.intra_op_num_threads = threads or (os.cpu_count() or 1)
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(path), so, providers=want)
+        self.session = make_session(path, want, threads)
         self.provider = self.session.get_providers()[0]
+        names = [i.name for i in self.session.get_inputs()]
+        self.takes_geometry = ONNX_INPUTS[1] in names
+        have = {o.name for o in self.session.get_outputs()}
+        self.outputs = [o for o in ONNX_OUTPUTS if o in have]
         if device == "cuda" and self.provider != "CUDAExecutionProvider":
             raise UsageError("--device cuda: the CUDA provider failed to load (CUDA/cuDNN "
                              "libraries missing?); onnxruntime would silently use the CPU")
 
-    def infer(self, x: np.ndarray, tta: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """Run the model on a (B, 3, H, W) float32 batch.
+    def infer(self, x: np.ndarray, g: np.ndarray | None = None, tta: bool = False
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Run the model on a (B, 3, H, W) float32 batch and its (B, G) geometry.
 
         Returns:
-            (probabilities (B, 2), load fraction (B,)).
+            (probabilities (B, 2), load fraction (B,), freeboard in metres (B,); NaN where
+            the model has no freeboard output).
         """
-        if not tta:
-            p, lf = self.session.run(["probabilities", "load_fraction"], {"image": x})
-            return p, lf
-        outs = [self.session.run(["probabilities", "load_fraction"], {"image": v})
-                for v in tta_views(x, self.spec.policy)]
-        return np.mean([o[0] for o in outs], 0), np.mean([o[1] for o in outs], 0)
+        if g is None:
+            g = np.zeros((len(x), GEO_DIM), np.float32)
+        pairs = tta_views(x, g, self.spec.policy) if tta else [(x, g)]
+        outs = [self._session_run(xv, gv) for xv, gv in pairs]
+        p, lf, fb = (np.mean([o[k] for o in outs], 0) for k in range(3))
+        return p, lf, fb
 
-    def preprocess(self, path: str | Path) -> np.ndarray:
-        """The model's (H, W, 3) view of one chip file (raises ChipError on a bad file)."""
-        return prepare_chip(read_chip(path), self.spec)
+    def _session_run(self, x: np.ndarray, g: np.ndarray) -> list[np.ndarray]:
+        feeds = {"image": x}
+        if self.takes_geometry:
+            feeds["geometry"] = g
+        outs = self.session.run(self.outputs, feeds)
+        if len(outs) == 2:  # an image-only model (before freeboard): no freeboard
+            outs.append(np.full(len(x), np.nan, np.float32))
+        return list(outs)
 
     def postprocess(self, items: Sequence[Prepared], probs: np.ndarray | None,
-                    load: np.ndarray | None) -> list[dict[str, Any]]:
+                    load: np.ndarray | None, fb: np.ndarray | None) -> list[dict[str, Any]]:
         """Result rows for a batch, in input order; error rows for inputs that failed."""
         rows = []
         k = 0
         for it in items:
             row: dict[str, Any] = {"path": it.path, "label": "", "p_laden": None,
-                                   "load_fraction": None, "status": "ok", "error": "",
-                                   "lon": it.lon, "lat": it.lat}
+                                   "load_fraction": None, "freeboard_m": None,
+                                   "geometry_used": "", "axis_source": "", "status": "ok",
+                                   "error": "", "lon": it.lon, "lat": it.lat, **it.job.extra}
             if it.view is None:
                 row.update(status="error", error=it.error)
             else:
-                assert probs is not None and load is not None
+                assert probs is not None and load is not None and fb is not None
                 p = float(probs[k, 1])
+                f = float(fb[k])
                 row.update(label=self.classes[int(probs[k].argmax())], p_laden=round(p, 6),
-                           load_fraction=round(float(load[k]), 4))
+                           load_fraction=round(float(load[k]), 4),
+                           freeboard_m=round(f, 3) if np.isfinite(f) else None,
+                           geometry_used=geometry_used(it.view.geometry)
+                           if self.takes_geometry else "ignored (image-only model)",
+                           axis_source=it.view.axis_source)
                 k += 1
             rows.append(row)
         return rows
 
-    def predict(self, paths: Iterable[str], batch_size: int = 64, tta: bool = False,
-                workers: int | None = None) -> Iterator[list[dict[str, Any]]]:
+    def predict(self, jobs: Iterable[Job | str], batch_size: int = 64, tta: bool = False,
+                workers: int | None = None, geometry: dict[str, float] | None = None
+                ) -> Iterator[list[dict[str, Any]]]:
         """Stream result rows batch by batch, in input order.
 
         Args:
-            paths: chip files.
+            jobs: chip files, or ``Job``s carrying their manifest values.
+            geometry: batch-wide geometry (the lowest-precedence source, see
+                ``resolve_geometry``).
             batch_size: chips per model call.
             tta: average over the symmetry group.
             workers: decoding threads (default: the number of cores; 0 decodes inline).
@@ -211,7 +279,9 @@ class Predictor:
         if workers is not None and workers < 0:
             raise UsageError(f"--workers must be >= 0, got {workers}")
         n_workers = (os.cpu_count() or 1) if workers is None else workers
-        jobs = ((i, str(p), self.spec) for i, p in enumerate(paths))
+        defaults = dict(geometry or {})
+        work = ((i, j if isinstance(j, Job) else Job(str(j)), self.spec, defaults)
+                for i, j in enumerate(jobs))
         ex = None
         cv_threads = None
         if n_workers > 0:
@@ -221,9 +291,9 @@ class Predictor:
             cv_threads = cv2.getNumThreads()
             cv2.setNumThreads(1)
             ex = ThreadPoolExecutor(n_workers, thread_name_prefix="shipload-decode")
-            it: Iterator[Prepared] = _prefetch(_prepare, jobs, ex, depth=2 * batch_size)
+            it: Iterator[Prepared] = _prefetch(_prepare, work, ex, depth=2 * batch_size)
         else:
-            it = map(_prepare, jobs)
+            it = map(_prepare, work)
         try:
             buf: list[Prepared] = []
             for item in it:
@@ -244,7 +314,7 @@ class Predictor:
     def _run(self, items: list[Prepared], tta: bool) -> list[dict[str, Any]]:
         ok = [it.view for it in items if it.view is not None]
         if not ok:
-            return self.postprocess(items, None, None)
-        x = np.ascontiguousarray(np.stack(ok).transpose(0, 3, 1, 2), dtype=np.float32)
-        probs, load = self.infer(x, tta)
-        return self.postprocess(items, probs, load)
+            return self.postprocess(items, None, None, None)
+        x, g = stack_views(ok)
+        probs, load, fb = self.infer(x, g, tta)
+        return self.postprocess(items, probs, load, fb)

@@ -10,7 +10,8 @@ import pytest
 import tifffile
 from PIL import Image
 
-from shipload.data.io import ChipError, read_bytes, read_chip, resize_chip
+from shipload.data.io import ChipError, read_bytes, read_chip
+from shipload.view import InputSpec, prepare_chip
 
 
 @pytest.fixture()
@@ -102,10 +103,10 @@ def test_decompression_bomb_refused_from_header(tmp_path: Path) -> None:
 def test_resize_policies() -> None:
     img = np.zeros((30, 60, 3), np.float32)
     img[:, :, 2] = 0.5
-    lb = resize_chip(img, 32, "letterbox")
+    lb = prepare_chip(img, InputSpec(32, 32, "letterbox"))
     assert lb.shape == (32, 32, 3)
     np.testing.assert_allclose(lb[0, 0], [0, 0, 0.5], atol=1e-6)  # padded with border colour
-    assert resize_chip(img, 32, "stretch").shape == (32, 32, 3)
+    assert prepare_chip(img, InputSpec(32, 32, "stretch")).shape == (32, 32, 3)
 
 
 def test_decoding_bytes_already_read(tmp_path: Path, rgb8: np.ndarray) -> None:

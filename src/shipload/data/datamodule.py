@@ -22,26 +22,43 @@ from shipload.data.datasets import (
 )
 from shipload.data.transforms import (
     EvalTransform,
-    InputSpec,
-    Policy,
     TrainTransform,
     ViewTrainTransform,
-    prepare_view_u8,
+)
+from shipload.view import (
+    DEFAULT_ACROSS_SCALE,
+    DEFAULT_HEIGHT,
+    DEFAULT_WIDTH,
+    GEO_DIM,
+    InputSpec,
+    Policy,
+    prepare_view,
 )
 
 
-def prepare_views(records: list[Record], spec: InputSpec, workers: int) -> np.ndarray:
-    """Prepare every record's view once, in parallel: (N, H, W, 3) uint8."""
-    jobs = [(str(r.path), spec) for r in records]
+def _view_u8(args: tuple[Record, InputSpec]) -> tuple[np.ndarray, np.ndarray]:
+    from shipload.data.io import read_chip
+
+    r, spec = args
+    v = prepare_view(read_chip(r.path), spec, r.geometry, r.heading_deg)
+    return np.round(v.image * 255).astype(np.uint8), v.geometry
+
+
+def prepare_views(records: list[Record], spec: InputSpec,
+                  workers: int) -> tuple[np.ndarray, np.ndarray]:
+    """Prepare every record's view once, in parallel: (N, H, W, 3) uint8 and (N, G) float32."""
+    jobs = [(r, spec) for r in records]
     out = np.empty((len(records), spec.height, spec.width, 3), np.uint8)
+    geo = np.zeros((len(records), GEO_DIM), np.float32)
     if workers <= 1:
-        for i, j in enumerate(jobs):
-            out[i] = prepare_view_u8(j)
-        return out
+        results: Any = map(_view_u8, jobs)
+        for i, (v, g) in enumerate(results):
+            out[i], geo[i] = v, g
+        return out, geo
     with mp.get_context("spawn").Pool(workers) as pool:  # fork can deadlock OpenCV
-        for i, v in enumerate(pool.imap(prepare_view_u8, jobs, chunksize=64)):
-            out[i] = v
-    return out
+        for i, (v, g) in enumerate(pool.imap(_view_u8, jobs, chunksize=64)):
+            out[i], geo[i] = v, g
+    return out, geo
 
 
 def worker_init_fn(worker_id: int) -> None:
@@ -56,6 +73,13 @@ def worker_init_fn(worker_id: int) -> None:
     tf = getattr(info.dataset, "transform", None) if info is not None else None
     if tf is not None and hasattr(tf, "set_seed"):
         tf.set_seed(torch.initial_seed() % 2**31)
+
+
+def _single_threaded(worker_id: int) -> None:
+    """One OpenCV thread per rendering worker: its own pool would oversubscribe the cores."""
+    import cv2
+
+    cv2.setNumThreads(1)
 
 
 class ShiploadDataModule(L.LightningDataModule):
@@ -78,6 +102,13 @@ class ShiploadDataModule(L.LightningDataModule):
         augment: augment the training chips.
         cache: prepare every view once and keep it in memory as uint8 (fast CPU training);
             augmentation then acts on the view (flips, small affine, radiometry).
+        stream: render training chips on the fly (``shipload.data.stream``) instead of
+            reading ``data``: every chip fresh, none stored; ``synth_config`` sets the renderer.
+        chips_per_epoch: with ``stream``, training chips per epoch (over all ranks).
+        val_chips: with ``stream``, validation chips (a fixed stream of another seed).
+        geometry_dropout: with ``stream``, share of chips given no geometry at all.
+        field_dropout: with ``stream``, share of each geometry field dropped otherwise.
+        heading_prob: with ``stream``, share of chips whose heading is given (as from AIS).
     """
 
     def __init__(
@@ -91,18 +122,24 @@ class ShiploadDataModule(L.LightningDataModule):
         synth_n: int = 0,
         synth_seed: int = 1,
         synth_config: str | None = None,
-        input_height: int = 80,
-        input_width: int = 160,
+        input_height: int = DEFAULT_HEIGHT,
+        input_width: int = DEFAULT_WIDTH,
         resize_policy: Policy = "hull_aligned",
-        across_scale: float = 2.0,
+        across_scale: float = DEFAULT_ACROSS_SCALE,
         augment: bool = True,
         cache: bool = False,
+        stream: bool = False,
+        chips_per_epoch: int = 20000,
+        val_chips: int = 1000,
+        geometry_dropout: float = 0.25,
+        field_dropout: float = 0.2,
+        heading_prob: float = 0.3,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.spec = InputSpec(input_height, input_width, resize_policy, across_scale)
         self.splits: dict[str, list[Record]] = {}
-        self.views: dict[str, np.ndarray] = {}
+        self.views: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     @property
     def hp(self) -> Any:
@@ -112,16 +149,23 @@ class ShiploadDataModule(L.LightningDataModule):
     def prepare_data(self) -> None:
         """Render the data set when configured to and absent (runs once, on rank 0)."""
         hp = self.hp
-        if hp.synth_n > 0 and not Path(hp.data).exists():
-            from shipload.config import load_yaml
-            from shipload.synth import SynthConfig, write_dataset
+        if hp.synth_n > 0 and not hp.stream and not Path(hp.data).exists():
+            from shipload.synth import write_dataset
 
-            cfg = load_yaml(SynthConfig, hp.synth_config) if hp.synth_config else SynthConfig()
+            cfg = self.synth_cfg()
             write_dataset(cfg, hp.data, hp.synth_n, hp.synth_seed, workers=max(1, hp.num_workers))
+
+    def synth_cfg(self) -> Any:
+        """The renderer configuration (``synth_config`` or the built-in default)."""
+        from shipload.config import load_yaml
+        from shipload.synth import SynthConfig
+
+        hp = self.hp
+        return load_yaml(SynthConfig, hp.synth_config) if hp.synth_config else SynthConfig()
 
     def setup(self, stage: str | None = None) -> None:
         """Read the records and split them (seeded, stratified) once."""
-        if self.splits:
+        if self.splits or self.hp.stream:
             return
         hp = self.hp
         self.splits = stratified_split(load_records(hp.data), hp.seed, hp.val_fraction,
@@ -135,15 +179,37 @@ class ShiploadDataModule(L.LightningDataModule):
                 Path(log_dir).mkdir(parents=True, exist_ok=True)
                 write_splits(self.splits, Path(log_dir) / "splits.csv")
 
+    def _stream_loader(self, split: str, train: bool) -> DataLoader[dict[str, Any]]:
+        from shipload.data.stream import EpochSampler, RenderedStream
+
+        hp = self.hp
+        cfg = self.synth_cfg()
+        # Training and validation (and test) are disjoint streams: other seeds.
+        seed = hp.synth_seed + {"train": 0, "val": 1_000_003, "test": 2_000_003}[split]
+        if train:
+            ds = RenderedStream(cfg, seed, self.spec, hp.augment, hp.geometry_dropout,
+                                hp.field_dropout, hp.heading_prob)
+            sampler = EpochSampler(hp.chips_per_epoch)
+        else:  # half the chips with their whole geometry, half with none
+            ds = RenderedStream(cfg, seed, self.spec, False, 0.5, 0.0, 0.0)
+            sampler = EpochSampler(hp.val_chips, fixed=True)
+        return DataLoader(ds, batch_size=hp.batch_size, sampler=sampler, drop_last=train,
+                          num_workers=hp.num_workers, worker_init_fn=_single_threaded,
+                          pin_memory=torch.cuda.is_available(),
+                          persistent_workers=hp.num_workers > 0 and train,
+                          prefetch_factor=4 if hp.num_workers > 0 else None)
+
     def _loader(self, split: str, train: bool) -> DataLoader[dict[str, Any]]:
         hp = self.hp
+        if hp.stream:
+            return self._stream_loader(split, train)
         recs = self.splits[split]
         ds: Any
         if hp.cache:
             if split not in self.views:
                 self.views[split] = prepare_views(recs, self.spec, os.cpu_count() or 1)
             vt = ViewTrainTransform(hp.seed) if (train and hp.augment) else None
-            ds = CachedViewDataset(recs, self.views[split], vt)
+            ds = CachedViewDataset(recs, *self.views[split], vt)
         else:
             aug = train and hp.augment
             tf = TrainTransform(self.spec, seed=hp.seed) if aug else EvalTransform(self.spec)

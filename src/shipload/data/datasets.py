@@ -16,6 +16,7 @@ from torch.utils.data import Dataset
 from shipload import CLASSES
 from shipload.data.io import IMAGE_EXTENSIONS, read_chip
 from shipload.errors import DataError
+from shipload.view import GEO_DIM, GeometryError, View, parse_geometry
 
 SPLITS = ("train", "val", "test")
 
@@ -39,6 +40,9 @@ class Record:
     gsd_m: float = math.nan
     split: str = ""
     meta: dict[str, str] = field(default_factory=dict)
+    geometry: dict[str, float] = field(default_factory=dict)
+    heading_deg: float | None = None
+    freeboard_m: float = math.nan
 
 
 def _float(v: str | None) -> float:
@@ -83,8 +87,14 @@ def read_manifest(path: str | Path, check_files: bool = True) -> list[Record]:
                 raise DataError(f"{path}:{line}: unknown split {split!r}; use {list(SPLITS)}")
             meta = {k: v for k, v in row.items()
                     if k not in ("path", "label", "load_fraction", "gsd_m", "split") and k}
+            try:
+                geo = parse_geometry(row, "manifest")
+            except GeometryError as e:
+                raise DataError(f"{path}:{line}: {e}") from None
+            heading = geo.pop("heading_deg", None)
             records.append(Record(p, CLASSES.index(label), _float(row.get("load_fraction")),
-                                  _float(row.get("gsd_m")), split, meta))
+                                  _float(row.get("gsd_m")), split, meta, geo, heading,
+                                  _float(row.get("freeboard_m"))))
     if not records:
         raise DataError(f"{path}: manifest has no rows")
     return records
@@ -171,25 +181,34 @@ def write_splits(splits: dict[str, list[Record]], path: str | Path) -> None:
                 w.writerow([str(r.path), CLASSES[r.label], s])
 
 
-def sample(r: Record, view: np.ndarray, i: int) -> dict[str, Any]:
-    """One training item from a record and its (H, W, 3) float view."""
+def sample(r: Record, view: View, i: int) -> dict[str, Any]:
+    """One training item from a record and its view."""
+    return item(view, r.label, r.load_fraction, r.freeboard_m, r.gsd_m, i)
+
+
+def item(view: View, label: int, load_fraction: float, freeboard_m: float, gsd_m: float,
+         i: int) -> dict[str, Any]:
+    """A training item, as the task reads it.
+
+    ``image`` (3, H, W) float32 in [0, 1], ``geometry`` (G,) float32, ``label`` int64,
+    ``load_fraction``, ``freeboard_m`` and ``gsd_m`` float32 (NaN when
+    unknown: their losses and metrics are masked), ``index`` int64.
+    """
     return {
-        "image": torch.from_numpy(np.ascontiguousarray(view.transpose(2, 0, 1))),
-        "label": torch.tensor(r.label, dtype=torch.long),
-        "load_fraction": torch.tensor(r.load_fraction, dtype=torch.float32),
-        "gsd_m": torch.tensor(r.gsd_m, dtype=torch.float32),
+        "image": torch.from_numpy(np.ascontiguousarray(view.image.transpose(2, 0, 1))),
+        "geometry": torch.from_numpy(np.asarray(view.geometry, np.float32)),
+        "label": torch.tensor(label, dtype=torch.long),
+        "load_fraction": torch.tensor(load_fraction, dtype=torch.float32),
+        "freeboard_m": torch.tensor(freeboard_m, dtype=torch.float32),
+        "gsd_m": torch.tensor(gsd_m, dtype=torch.float32),
         "index": torch.tensor(i, dtype=torch.long),
     }
 
 
 class ChipDataset(Dataset[dict[str, Any]]):
-    """Reads, transforms and tensorises chips.
+    """Reads chips and turns them (with their manifest geometry) into training items."""
 
-    Items: ``image`` (3, H, W) float32 in [0, 1], ``label`` int64, ``load_fraction`` float32
-    (NaN when unknown), ``gsd_m`` float32 (NaN when unknown), ``index`` int64.
-    """
-
-    def __init__(self, records: Sequence[Record], transform: Callable[[np.ndarray], np.ndarray]):
+    def __init__(self, records: Sequence[Record], transform: Callable[..., View]):
         self.records = list(records)
         self.transform = transform
 
@@ -198,21 +217,21 @@ class ChipDataset(Dataset[dict[str, Any]]):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         r = self.records[i]
-        view = self.transform(read_chip(r.path))  # (H, W, 3)
-        return sample(r, view, i)
+        return sample(r, self.transform(read_chip(r.path), r.geometry, r.heading_deg), i)
 
 
 class CachedViewDataset(Dataset[dict[str, Any]]):
-    """Like ``ChipDataset`` but over views prepared once and held as uint8 (N, H, W, 3).
+    """Like ``ChipDataset`` but over views prepared once: uint8 (N, H, W, 3) and (N, G).
 
-    ``transform`` (if any) acts on the float view. Cuts the per-epoch cost of decoding and
-    aligning every chip, which dominates CPU training.
+    ``transform`` (if any) acts on the view. Cuts the per-epoch cost of decoding and aligning
+    every chip, which dominates CPU training on a fixed data set.
     """
 
-    def __init__(self, records: Sequence[Record], views: np.ndarray,
-                 transform: Callable[[np.ndarray], np.ndarray] | None = None):
+    def __init__(self, records: Sequence[Record], views: np.ndarray, geometry: np.ndarray,
+                 transform: Callable[[View], View] | None = None):
         self.records = list(records)
         self.views = views
+        self.geometry = geometry
         self.transform = transform
 
     def __len__(self) -> int:
@@ -220,7 +239,12 @@ class CachedViewDataset(Dataset[dict[str, Any]]):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         r = self.records[i]
-        view = self.views[i].astype(np.float32) * np.float32(1 / 255)
+        v = View(self.views[i].astype(np.float32) * np.float32(1 / 255), self.geometry[i], 0.0,
+                 "cache")
         if self.transform is not None:
-            view = self.transform(view)
-        return sample(r, view, i)
+            v = self.transform(v)
+        return sample(r, v, i)
+
+
+__all__ = ["GEO_DIM", "SPLITS", "CachedViewDataset", "ChipDataset", "Record", "item",
+           "load_records", "read_manifest", "sample", "stratified_split", "write_splits"]

@@ -1,4 +1,4 @@
-"""Read any chip users have into float RGB, and the one resize policy training and inference share.
+"""Read any chip users have into float RGB (the model's view of it is ``shipload.view``).
 
 Policy (documented in README, recorded in the ONNX metadata):
 
@@ -19,7 +19,6 @@ import io
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
 
 import cv2
 import numpy as np
@@ -29,7 +28,6 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 MAX_PIXELS = 40_000_000  # a chip is ~100-2000 px a side; 40 MP is a scene, or a bomb
 STRETCH_PERCENTILES = (0.5, 99.5)
 DISPLAY_GAMMA = 1 / 1.6
-ResizePolicy = Literal["letterbox", "stretch"]
 
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
@@ -184,47 +182,3 @@ def read_chip(path: str | Path, bands: Sequence[int] | None = None,
         return to_rgb(arr, bands, alpha=alpha)
     except ChipError as e:
         raise ChipError(f"{p}: {e}") from e
-
-
-def border_colour(img: np.ndarray) -> np.ndarray:
-    """Median colour of the chip's outermost pixels (usually water). Shape (3,)."""
-    edge = np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]])
-    return np.median(edge, axis=0).astype(np.float32)
-
-
-def resize_chip(img: np.ndarray, size: int, policy: ResizePolicy = "letterbox") -> np.ndarray:
-    """The one resize used by training and inference.
-
-    Args:
-        img: (H, W, 3) float32 in [0, 1].
-        size: output side in pixels.
-        policy: ``letterbox`` keeps the aspect ratio and pads with the chip's median border
-            colour (water, usually); ``stretch`` resizes each axis independently.
-
-    Returns:
-        (size, size, 3) float32. Area averaging when shrinking, bilinear when enlarging.
-    """
-    h, w = img.shape[:2]
-    if policy == "stretch" or h == w:
-        nh = nw = size
-        sh, sw = size, size
-    else:
-        s = size / max(h, w)
-        nh, nw = max(1, round(h * s)), max(1, round(w * s))
-        sh, sw = nh, nw
-    interp = cv2.INTER_AREA if max(h, w) > size else cv2.INTER_LINEAR
-    out = cv2.resize(img, (sw, sh), interpolation=interp)
-    if (nh, nw) == (size, size):
-        return np.ascontiguousarray(out, dtype=np.float32)
-    fill = border_colour(img)
-    canvas = np.empty((size, size, 3), np.float32)
-    canvas[:] = fill
-    y0, x0 = (size - nh) // 2, (size - nw) // 2
-    canvas[y0 : y0 + nh, x0 : x0 + nw] = out
-    return canvas
-
-
-def load_chip(path: str | Path, size: int, policy: ResizePolicy = "letterbox",
-              bands: Sequence[int] | None = None) -> np.ndarray:
-    """``read_chip`` then ``resize_chip``: (size, size, 3) float32 in [0, 1]."""
-    return resize_chip(read_chip(path, bands), size, policy)

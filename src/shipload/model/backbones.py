@@ -14,6 +14,8 @@ import torch
 import torchvision
 from torch import nn
 
+from shipload.view import GEO_DIM
+
 # ImageNet statistics; kept for every backbone so that checkpoints stay comparable.
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -97,38 +99,66 @@ def create_backbone(name: str) -> nn.Module:
 
 
 class ShiploadNet(nn.Module):
-    """Backbone + class head + load-fraction head, normalisation and temperature inside.
+    """Backbone + geometry branch + heads; normalisation and temperature inside.
 
-    ``forward`` takes (B, 3, H, W) float RGB in [0, 1] and returns class logits (B, 2), already
-    divided by the calibration temperature, and the load-fraction logit (B,).
+    The image features feed the class and load heads directly (the image-only path); a fused
+    branch (image features with the encoded acquisition geometry, ``shipload.view``) adds a
+    residual to both and predicts the freeboard. The residual layers start at zero, so weights
+    of an image-only model carry over and behave as before until training moves them.
+
+    ``forward`` takes (B, 3, H, W) float RGB in [0, 1] and (B, G) encoded geometry (all zeros:
+    none known) and returns class logits (B, 2) already divided by the calibration temperature,
+    the load-fraction logit (B,) and log freeboard in metres (B,).
     """
 
-    def __init__(self, backbone: str = "shipnet", dropout: float = 0.2) -> None:
+    def __init__(self, backbone: str = "shipnet", dropout: float = 0.2, geo_dim: int = GEO_DIM,
+                 fused: int = 128) -> None:
         super().__init__()
         self.backbone_name = backbone
+        self.geo_dim = geo_dim
         self.backbone = create_backbone(backbone)
         f = int(self.backbone.out_features)
         self.dropout = nn.Dropout(dropout)
         self.cls_head = nn.Linear(f, 2)
         self.load_head = nn.Linear(f, 1)
+        self.geo_mlp = nn.Sequential(nn.Linear(geo_dim, 64), nn.ReLU(inplace=True),
+                                     nn.Linear(64, 64), nn.ReLU(inplace=True))
+        self.fuse = nn.Sequential(nn.Linear(f + 64, fused), nn.ReLU(inplace=True),
+                                  nn.Linear(fused, fused), nn.ReLU(inplace=True))
+        self.fused_cls = nn.Linear(fused, 2)
+        self.fused_load = nn.Linear(fused, 1)
+        self.freeboard_head = nn.Linear(fused, 1)
+        for m in (self.fused_cls, self.fused_load):
+            nn.init.zeros_(m.weight)
+            nn.init.zeros_(m.bias)
         self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(STD).view(1, 3, 1, 1))
         self.register_buffer("temperature", torch.ones(()))
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, 3, H, W) in [0, 1] → (logits (B, 2) / T, load logit (B,))."""
-        z = self.dropout(self.backbone((x - self.mean) / self.std))
-        return self.cls_head(z) / self.temperature, self.load_head(z).squeeze(1)
+    def forward(self, x: torch.Tensor, g: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, 3, H, W), (B, G) → (logits (B, 2) / T, load logit (B,), log freeboard (B,))."""
+        z = self.dropout(self.backbone((x - self.mean) / self.std))  # (B, F)
+        if g is None:
+            g = x.new_zeros((x.shape[0], self.geo_dim))
+        h = self.fuse(torch.cat([z, self.geo_mlp(g)], dim=1))  # (B, fused)
+        logits = self.cls_head(z) + self.fused_cls(h)
+        load = (self.load_head(z) + self.fused_load(h)).squeeze(1)
+        return logits / self.temperature, load, self.freeboard_head(h).squeeze(1)
 
 
 class ProbabilityHead(nn.Module):
-    """Export wrapper: (B, 3, H, W) in [0, 1] → probabilities (B, 2), load fraction (B,)."""
+    """Export wrapper: probabilities (B, 2), load fraction (B,), freeboard in metres (B,).
+
+    Takes the image (B, 3, H, W) and the encoded geometry (B, G).
+    """
 
     def __init__(self, net: ShiploadNet) -> None:
         super().__init__()
         self.net = net
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Softmax over (empty, laden) and sigmoid of the load logit."""
-        logits, load = self.net(x)
-        return torch.softmax(logits, dim=1), torch.sigmoid(load)
+    def forward(self, x: torch.Tensor, g: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Softmax over (empty, laden), sigmoid of the load logit, exp of log freeboard."""
+        logits, load, log_fb = self.net(x, g)
+        return torch.softmax(logits, dim=1), torch.sigmoid(load), torch.exp(log_fb)

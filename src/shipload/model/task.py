@@ -19,8 +19,8 @@ from torchmetrics.classification import (
 )
 
 from shipload.bands import GSD_BANDS, band_masks
-from shipload.data.transforms import Policy
 from shipload.model.backbones import ShiploadNet
+from shipload.view import DEFAULT_ACROSS_SCALE, DEFAULT_HEIGHT, DEFAULT_WIDTH, Policy
 
 STAGES = ("train", "val", "test")
 
@@ -34,7 +34,11 @@ def load_weights(net: nn.Module, path: str | Path) -> None:
     sd = state.get("state_dict", state)
     sd = {k.removeprefix("net."): v for k, v in sd.items()}
     missing, unexpected = net.load_state_dict(sd, strict=False)
-    if unexpected or [m for m in missing if not m.endswith("temperature")]:
+    # Weights of an image-only model (before the geometry branch) load into the image path;
+    # the geometry branch then starts fresh, its residual outputs at zero.
+    new = ("temperature", "geo_mlp.", "fuse.", "fused_cls.", "fused_load.", "freeboard_head.")
+    if unexpected or [m for m in missing if not any(m.endswith(n) or m.startswith(n)
+                                                    for n in new)]:
         raise ValueError(f"{path}: weights do not match this backbone "
                          f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
 
@@ -52,6 +56,7 @@ class ShiploadTask(L.LightningModule):
         lr: peak learning rate (one-cycle schedule).
         weight_decay: AdamW weight decay.
         load_loss_weight: weight of the load-fraction loss (masked where unknown).
+        freeboard_loss_weight: weight of the log-freeboard loss (masked where unknown).
         label_smoothing: cross-entropy label smoothing.
         dropout: dropout before the heads.
         init_from: start from these weights (a ``.ckpt`` or the shipped ``models/shipload.pt``)
@@ -62,13 +67,14 @@ class ShiploadTask(L.LightningModule):
     def __init__(
         self,
         backbone: str = "shipnet",
-        input_height: int = 80,
-        input_width: int = 160,
+        input_height: int = DEFAULT_HEIGHT,
+        input_width: int = DEFAULT_WIDTH,
         resize_policy: Policy = "hull_aligned",
-        across_scale: float = 2.0,
+        across_scale: float = DEFAULT_ACROSS_SCALE,
         lr: float = 3e-3,
         weight_decay: float = 0.05,
         load_loss_weight: float = 1.0,
+        freeboard_loss_weight: float = 0.5,
         label_smoothing: float = 0.0,
         dropout: float = 0.2,
         init_from: str | None = None,
@@ -101,18 +107,20 @@ class ShiploadTask(L.LightningModule):
         # ModuleDict keys may not shadow nn.Module attributes ("train"), hence the "_" suffix.
         self.metrics = nn.ModuleDict({f"{s}_": base.clone(prefix=f"{s}_") for s in STAGES})
         self.mae = nn.ModuleDict({f"{s}_": MeanAbsoluteError() for s in STAGES})
+        self.fb_mae = nn.ModuleDict({f"{s}_": MeanAbsoluteError() for s in STAGES})
         self.band_acc = nn.ModuleDict({
             f"{s}_": nn.ModuleList([BinaryAccuracy() for _ in GSD_BANDS]) for s in ("val", "test")})
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, 3, H, W) in [0, 1] → (class logits (B, 2), load logit (B,))."""
-        return self.net(x)
+    def forward(self, x: torch.Tensor, g: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, 3, H, W) in [0, 1], (B, G) → (logits (B, 2), load logit (B,), log FB (B,))."""
+        return self.net(x, g)
 
     def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
         x, y = batch["image"], batch["label"]
         if stage == "train":
             x = x.contiguous(memory_format=torch.channels_last)
-        logits, load_logit = self(x)
+        logits, load_logit, log_fb = self(x, batch.get("geometry"))
         cls_loss = F.cross_entropy(logits, y, label_smoothing=self.hp.label_smoothing)
         lf = batch["load_fraction"]
         known = torch.isfinite(lf)
@@ -121,7 +129,17 @@ class ShiploadTask(L.LightningModule):
             load_loss = F.smooth_l1_loss(load_pred[known], lf[known], beta=0.1)
         else:
             load_loss = load_pred.sum() * 0.0
+        fb = batch.get("freeboard_m", torch.full_like(lf, math.nan))
+        fb_known = torch.isfinite(fb) & (fb > 0)
+        if fb_known.any():
+            fb_loss = F.smooth_l1_loss(log_fb[fb_known], fb[fb_known].log(), beta=0.1)
+            self.fb_mae[stage + "_"].update(log_fb.detach()[fb_known].exp(), fb[fb_known])
+            self.log(f"{stage}_freeboard_mae_m", self.fb_mae[stage + "_"], on_epoch=True,
+                     on_step=False, batch_size=int(fb_known.sum()))
+        else:
+            fb_loss = log_fb.sum() * 0.0
         loss = cls_loss + self.hp.load_loss_weight * load_loss
+        loss = loss + self.hp.freeboard_loss_weight * fb_loss
         bs = x.shape[0]
         p = torch.softmax(logits.detach().float(), dim=1)[:, 1]
         self.metrics[stage + "_"].update(p, y)

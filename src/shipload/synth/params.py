@@ -11,6 +11,8 @@ from typing import Literal
 
 import numpy as np
 
+from shipload.synth.appearance import FAMILIES, Look, check_families, sample_look
+
 Range = tuple[float, float]
 
 
@@ -163,6 +165,7 @@ class SensorConfig:
     jpeg_fraction: float = 0.3
     jpeg_quality: Range = (70.0, 95.0)
     output: Literal["rgb8", "tiff16_rgb", "tiff16_rgbn"] = "rgb8"
+    centre_offset_frac: float = 0.03
 
     def __post_init__(self) -> None:
         _check_range("gsd_m", self.gsd_m, 0.05, 30.0)
@@ -178,6 +181,36 @@ class SensorConfig:
             raise ValueError("supersample must lie in 1..8")
         if not 0.0 <= self.jpeg_fraction <= 1.0:
             raise ValueError("jpeg_fraction must lie in [0, 1]")
+        if not 0.0 <= self.centre_offset_frac <= 0.2:
+            raise ValueError("centre_offset_frac must lie in [0, 0.2]")
+
+
+@dataclass(frozen=True)
+class AppearanceConfig:
+    """Appearance randomisation (``shipload.synth.appearance``): families allowed per axis.
+
+    Attributes:
+        randomize: draw a ``Look`` per chip; off, chips look as the base renderer draws them.
+        paint: hull/deck/superstructure paint families.
+        water: water-model families.
+        light: shadow darkness, penumbra and ambient-colour families.
+        sensor: tone-curve and sensor-artefact families.
+        style: drawing-style families (shaded, flat, textured).
+    """
+
+    randomize: bool = False
+    paint: tuple[str, ...] = FAMILIES["paint"]
+    water: tuple[str, ...] = FAMILIES["water"]
+    light: tuple[str, ...] = FAMILIES["light"]
+    sensor: tuple[str, ...] = FAMILIES["sensor"]
+    style: tuple[str, ...] = FAMILIES["style"]
+
+    def __post_init__(self) -> None:
+        check_families(self.families())
+
+    def families(self) -> dict[str, tuple[str, ...]]:
+        """Allowed families by axis."""
+        return {a: tuple(getattr(self, a)) for a in FAMILIES}
 
 
 @dataclass(frozen=True)
@@ -192,6 +225,7 @@ class SynthConfig:
         superstructure_height_m: accommodation block height above deck.
         sensor: imaging geometry and sensor model.
         nuisance: nuisance probabilities and palettes.
+        appearance: appearance randomisation by family (off by default).
     """
 
     ship_classes: dict[str, ShipClass] = field(default_factory=_default_classes)
@@ -201,6 +235,7 @@ class SynthConfig:
     superstructure_height_m: Range = (8.0, 15.0)
     sensor: SensorConfig = field(default_factory=SensorConfig)
     nuisance: NuisanceConfig = field(default_factory=NuisanceConfig)
+    appearance: AppearanceConfig = field(default_factory=AppearanceConfig)
 
     def __post_init__(self) -> None:
         if not self.ship_classes or sum(c.weight for c in self.ship_classes.values()) <= 0:
@@ -252,6 +287,7 @@ class Scene:
     white_balance: tuple[float, float, float]
     jpeg_quality: int  # 0: PNG
     seed: int
+    look: Look | None = None  # appearance randomisation; None: the base renderer's look
 
     @property
     def freeboard_m(self) -> float:
@@ -326,7 +362,8 @@ def sample_scene(cfg: SynthConfig, seed: int, index: int) -> Scene:
         sensor_azimuth_deg=float(rng.uniform(0, 360)),
         gsd_m=float(gsd),
         chip_px=chip,
-        centre_offset_px=(float(rng.normal(0, 0.03 * chip)), float(rng.normal(0, 0.03 * chip))),
+        centre_offset_px=(float(rng.normal(0, s.centre_offset_frac * chip)),
+                          float(rng.normal(0, s.centre_offset_frac * chip))),
         bulb_depth_frac=float(rng.uniform(0.55, 1.0)) if rng.random() < cfg.bulb_share else -1.0,
         rudder_depth_frac=float(rng.uniform(0.7, 1.1)),
         superstructure_height_m=float(rng.uniform(*cfg.superstructure_height_m)),
@@ -351,4 +388,7 @@ def sample_scene(cfg: SynthConfig, seed: int, index: int) -> Scene:
         white_balance=tuple(float(v) for v in rng.uniform(0.9, 1.1, size=3)),  # type: ignore[arg-type]
         jpeg_quality=int(rng.uniform(*s.jpeg_quality)) if jpeg else 0,
         seed=chip_seed,
+        # Its own generator, so that the scene's draws stay those of the base renderer.
+        look=sample_look(np.random.default_rng([chip_seed, 0xA77]), cfg.appearance.families())
+        if cfg.appearance.randomize else None,
     )

@@ -6,8 +6,10 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
+from shipload.synth import appearance as ap
 from shipload.synth import scene as sc
 from shipload.synth.geometry import CueWidths, Projector, ShipShapes, cue_widths, ship_shapes
 from shipload.synth.params import DECK_PAINTS, HULL_PAINTS, WATER_COLOURS, Scene
@@ -52,10 +54,13 @@ def _paint_ship(s: Scene, shapes: ShipShapes, rgb: np.ndarray, cov: np.ndarray, 
     el = math.radians(s.sun_elevation_deg)
     deck_light = AMBIENT + 0.75 * math.sin(el)
     side_light = AMBIENT + 0.9 * math.cos(el) * max(0.0, float(np.dot(shapes.side_normal, sun)))
-    hull = np.array(HULL_PAINTS[s.hull_paint])
-    deck = np.array(DECK_PAINTS[s.deck_paint])
-    af = np.array(s.antifouling_rgb)
-    white = np.array([0.82, 0.82, 0.8])
+    lk = s.look
+    hull = np.array(lk.hull_rgb if lk and lk.hull_rgb else HULL_PAINTS[s.hull_paint])
+    deck = np.array(lk.deck_rgb if lk and lk.deck_rgb else DECK_PAINTS[s.deck_paint])
+    af = np.array(s.antifouling_rgb) * (lk.antifouling_gain if lk else 1.0)
+    white = np.array(lk.super_rgb if lk and lk.super_rgb else (0.82, 0.82, 0.8))
+    if lk is not None and lk.flat_light:  # flat shading: every face lit alike
+        deck_light = side_light = AMBIENT + 0.5
     funnel = np.array(FUNNEL_COLOURS[int(rng.integers(len(FUNNEL_COLOURS)))])
 
     def part(name: str, poly: np.ndarray | None, colour: np.ndarray) -> None:
@@ -118,13 +123,21 @@ def render(s: Scene, supersample: int = 3, nir: bool = False, clean: bool = Fals
         The rendered chip and its analytic cue widths.
     """
     rng = np.random.default_rng(s.seed ^ 0x5EED)
+    lk = None if clean else s.look
+    # The look draws from its own stream, so the base renderer's chips keep their bytes.
+    lrng = np.random.default_rng([s.seed, 0x100C]) if lk is not None else rng
     h = s.chip_px
     k = _supersample(h, supersample)
     proj = Projector.for_scene(s)
     if clean:
         bg = np.broadcast_to(np.array(WATER_COLOURS[s.water], np.float32), (h, h, 3)).copy()
     else:
-        bg = sc.water(s, rng)
+        if lk is not None and lk.families.get("water", "waves") != "waves":
+            bg = ap.water(lk, h, s.gsd_m, np.array(WATER_COLOURS[s.water]), lrng)
+        else:
+            bg = sc.water(s, rng)
+        if lk is not None and lk.jetty:
+            ap.draw_jetty(bg, s.heading_deg, s.length_m / s.gsd_m, s.beam_m / s.gsd_m, lrng)
         if s.quay:
             sc.draw_quay(bg, s, proj, rng)
         if s.under_way:
@@ -147,8 +160,24 @@ def render(s: Scene, supersample: int = 3, nir: bool = False, clean: bool = Fals
     cov_a = downsample(cov, h)
     ship_rgb = downsample(rgb, h)  # premultiplied by coverage: drawn on black
 
-    shade = 1.0 - shadow_a * (1.0 - SHADOW_FACTOR)
+    factor = SHADOW_FACTOR
+    if lk is not None:
+        factor = lk.shadow_factor
+        if lk.penumbra_px > 0:
+            shadow_a = cv2.GaussianBlur(shadow_a, (0, 0), lk.penumbra_px)
+        if lk.second_rgb is not None:  # two-tone paint: stripes of a second colour
+            mask = ap.second_paint_mask(h, lrng)
+            ship_rgb = ship_rgb * (1 - mask) + mask * cov_a[..., None] * np.array(
+                lk.second_rgb, np.float32) * (ship_rgb.mean(2, keepdims=True) + 0.2)
+    shade = 1.0 - shadow_a * (1.0 - factor)
     out = bg * shade[..., None] * (1.0 - cov_a[..., None]) + ship_rgb
+    if lk is not None:
+        out = out * np.array(lk.ambient_rgb, np.float32)
+        if lk.cloud_shadow > 0:
+            a = np.clip(sc.smooth_noise(lrng, h, h / 5) - 0.3, 0, 1) * lk.cloud_shadow
+            out = out * (1 - a[..., None])
+        if lk.texture > 0:
+            out = out * ap.texture(lk, h, lrng)
     nir_band = None
     if nir:
         # Water absorbs NIR strongly; painted steel reflects it about as much as red light.
@@ -157,6 +186,8 @@ def render(s: Scene, supersample: int = 3, nir: bool = False, clean: bool = Fals
     if not clean:
         out = sc.veil(out, s, rng)
         out = expose(out, s, rng)
+        if lk is not None:
+            out = ap.tone(out, lk, lrng)
         if nir_band is not None:
             nir_band = expose(np.repeat(nir_band[..., None], 3, 2), s, rng)[..., 0]
     maps: dict[str, np.ndarray] = {}

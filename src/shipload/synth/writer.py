@@ -29,6 +29,7 @@ COLUMNS = [
     "ship_length_m", "beam_m", "heading_deg", "ship_class", "trim_m", "deck_paint", "hull_paint",
     "water", "haze", "cloud", "glint", "under_way", "quay", "neighbour", "chip_px",
     "beam_px", "shadow_width_px", "side_width_px", "band_width_px", "super_shadow_len_px", "seed",
+    "look",
 ]
 
 
@@ -37,7 +38,7 @@ def chip_row(s: Scene, relpath: str, cues: Any) -> dict[str, Any]:
     row = {
         "path": relpath, "label": s.label, "load_fraction": round(s.load_fraction, 4),
         "freeboard_m": round(s.freeboard_m, 3), "ship_length_m": round(s.length_m, 2),
-        "beam_m": round(s.beam_m, 2),
+        "beam_m": round(s.beam_m, 2), "look": s.look.describe() if s.look else "",
     }
     d = asdict(s)
     for c in COLUMNS:

@@ -1,0 +1,90 @@
+"""The contract between the parts: input geometry, geometry fields, ONNX I/O and row columns.
+
+Everything that more than one module must agree on is defined here, once; this module imports
+nothing of shipload's, so every arrow points down to it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Policy = Literal["hull_aligned", "letterbox", "stretch"]
+
+# The shipped input geometry; every other default refers to these.
+DEFAULT_HEIGHT = 120
+DEFAULT_WIDTH = 160
+DEFAULT_ACROSS_SCALE = 2.0
+
+# The geometry contract (same names and conventions as the renderer's labels). Azimuths are in
+# degrees clockwise from the chip's up; the sun's points from the ship toward the sun, the
+# sensor's from the ship toward the satellite.
+GEOMETRY_FIELDS = ("gsd_m", "sun_elevation_deg", "sun_azimuth_deg", "off_nadir_deg",
+                   "sensor_azimuth_deg")
+# Valid ranges (inclusive bounds; gsd_m excludes 0). Azimuths may be any finite number.
+GEOMETRY_RANGES: dict[str, tuple[float, float]] = {
+    "gsd_m": (0.0, 10.0), "sun_elevation_deg": (0.0, 90.0), "off_nadir_deg": (0.0, 60.0),
+    "sun_azimuth_deg": (-math.inf, math.inf), "sensor_azimuth_deg": (-math.inf, math.inf),
+    "heading_deg": (-math.inf, math.inf),
+}
+# Length of the encoded geometry vector, the model's second input (``view.encode_geometry``).
+GEO_DIM = 16
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """Model input geometry, recorded in checkpoints and ONNX metadata.
+
+    Attributes:
+        height: input rows.
+        width: input columns (the chip side maps to this many pixels).
+        policy: ``hull_aligned`` (rotate, crop a band around the hull), ``letterbox`` or
+            ``stretch`` (plain resizes to ``height`` x ``width``).
+        across_scale: for ``hull_aligned``, how many times finer the view samples across the
+            hull than along it.
+    """
+
+    height: int = DEFAULT_HEIGHT
+    width: int = DEFAULT_WIDTH
+    policy: Policy = "hull_aligned"
+    across_scale: float = DEFAULT_ACROSS_SCALE
+
+    def __post_init__(self) -> None:
+        if not (16 <= self.height <= 1024 and 16 <= self.width <= 1024):
+            raise ValueError("input height and width must lie in 16..1024")
+        if self.policy not in ("hull_aligned", "letterbox", "stretch"):
+            raise ValueError(f"unknown resize policy {self.policy!r}")
+        if not 1.0 <= self.across_scale <= 4.0:
+            raise ValueError("across_scale must lie in 1..4")
+
+    @classmethod
+    def from_mapping(cls, d: Mapping[str, Any]) -> InputSpec:
+        """From checkpoint hyper-parameters or ONNX metadata (``input_height`` ... keys)."""
+        return cls(int(d.get("input_height", DEFAULT_HEIGHT)),
+                   int(d.get("input_width", DEFAULT_WIDTH)),
+                   d.get("resize_policy", "hull_aligned"),
+                   float(d.get("across_scale", DEFAULT_ACROSS_SCALE)))
+
+
+def describe(spec: InputSpec) -> dict[str, Any]:
+    """A JSON-able description of the input policy for checkpoints and ONNX metadata."""
+    return {"height": spec.height, "width": spec.width, "policy": spec.policy,
+            "across_scale": spec.across_scale, "geometry_dim": GEO_DIM,
+            "geometry_fields": list(GEOMETRY_FIELDS),
+            "reader": "shipload.io.chips.read_chip v1 (8-bit /255; >8-bit p0.5-p99.5 stretch, "
+                      "gamma 1/1.6; RGB = first three bands)"}
+
+
+# ONNX graph names (inputs, then outputs).
+ONNX_INPUTS = ("image", "geometry")
+ONNX_OUTPUTS = ("probabilities", "load_fraction", "freeboard_m")
+
+# A prediction row: name → Arrow type (Parquet schema). Manifest columns that are not here
+# (vessel_id, acquired_utc, ...) are passed through after these, as strings.
+ROW_COLUMNS: dict[str, str] = {
+    "path": "string", "label": "string", "p_laden": "float64", "load_fraction": "float64",
+    "freeboard_m": "float64", "geometry_used": "string", "axis_source": "string",
+    "status": "string", "error": "string", "lon": "float64", "lat": "float64",
+}

@@ -1,0 +1,126 @@
+"""Training data that never runs out: chips rendered on the fly, item k of epoch e seeded by k.
+
+The sampler hands out *global* indices, ``epoch * chips_per_epoch + i``; the dataset renders
+chip ``index`` of the renderer stream ``seed`` and augments it with generators seeded by
+(seed, index) alone. So no training chip is seen twice, nothing is stored, any worker count
+gives the same items, and a run resumed from ``last.ckpt`` (at an epoch boundary) continues the
+same stream. Lightning calls ``set_epoch`` on the sampler before every epoch; under DDP each
+rank takes every ``world_size``-th index (set ``use_distributed_sampler: false``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from shipload.data.datasets import item
+from shipload.data.transforms import EvalTransform, TrainTransform
+from shipload.synth.params import Scene, SynthConfig, sample_scene
+from shipload.synth.render import render
+from shipload.synth.sensor import to_uint8
+from shipload.view import GEOMETRY_FIELDS, InputSpec
+
+
+def chip_from_scene(s: Scene, supersample: int) -> np.ndarray:
+    """Render a scene as the 8-bit chip a user would read: (H, W, 3) float32 in [0, 1].
+
+    Goes through the same uint8 display gamma (and JPEG, for the scene's JPEG chips) as
+    ``shipload synth`` writes and ``read_chip`` reads, so training sees what predict sees.
+    """
+    img8 = to_uint8(render(s, supersample=supersample).rgb)
+    if s.jpeg_quality > 0:
+        ok, buf = cv2.imencode(".jpg", img8[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY,
+                                                         s.jpeg_quality])
+        dec = cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else None
+        if dec is not None:
+            img8 = dec[..., ::-1]
+    return img8.astype(np.float32) * np.float32(1 / 255)
+
+
+def scene_geometry(s: Scene) -> dict[str, float]:
+    """The geometry contract's fields of a rendered scene (its chip is north-up)."""
+    return {f: float(getattr(s, f)) for f in GEOMETRY_FIELDS}
+
+
+def drop_geometry(geo: dict[str, float], rng: np.random.Generator, p_all: float,
+                  p_each: float) -> dict[str, float]:
+    """Geometry dropout: all fields gone with ``p_all``, else each with ``p_each``."""
+    if rng.random() < p_all:
+        return {}
+    return {k: v for k, v in geo.items() if rng.random() >= p_each}
+
+
+class RenderedStream(Dataset[dict[str, Any]]):
+    """Chip ``index`` of renderer stream ``seed``, rendered, augmented and viewed on demand.
+
+    Args:
+        cfg: renderer configuration (appearance families included).
+        seed: the stream's seed.
+        spec: the model's input view.
+        augment: augment (training); off gives the deterministic evaluation view.
+        geometry_dropout: probability that a chip has no geometry at all.
+        field_dropout: probability that each field is missing otherwise.
+        heading_prob: share of chips whose heading is given (as AIS would), with noise.
+        heading_noise_deg: std of that heading's error.
+    """
+
+    def __init__(self, cfg: SynthConfig, seed: int, spec: InputSpec, augment: bool = True,
+                 geometry_dropout: float = 0.25, field_dropout: float = 0.2,
+                 heading_prob: float = 0.3, heading_noise_deg: float = 3.0) -> None:
+        self.cfg, self.seed, self.spec, self.augment = cfg, seed, spec, augment
+        self.geometry_dropout, self.field_dropout = geometry_dropout, field_dropout
+        self.heading_prob, self.heading_noise_deg = heading_prob, heading_noise_deg
+        self.transform = TrainTransform(spec) if augment else EvalTransform(spec)
+
+    def __len__(self) -> int:  # the stream is unbounded; the sampler sets an epoch's length
+        return 2**62
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        s = sample_scene(self.cfg, self.seed, index)
+        img = chip_from_scene(s, self.cfg.sensor.supersample)
+        rng = np.random.default_rng([self.seed, index, 0xDA7A])
+        geo = drop_geometry(scene_geometry(s), rng, self.geometry_dropout, self.field_dropout)
+        heading = None
+        if rng.random() < self.heading_prob:
+            heading = s.heading_deg + float(rng.normal(0, self.heading_noise_deg))
+        self.transform.set_seed(int(rng.integers(2**31)))
+        view = self.transform(img, geo, heading)
+        return item(view, 1 if s.label == "laden" else 0, s.load_fraction, s.freeboard_m,
+                    s.gsd_m, index)
+
+
+class EpochSampler(Sampler[int]):
+    """Global indices ``offset + epoch * n + i`` for i < n, this rank's share only.
+
+    Args:
+        n: chips per epoch (over all ranks).
+        offset: first index (keeps validation streams apart from training).
+        fixed: the same indices every epoch (validation).
+    """
+
+    def __init__(self, n: int, offset: int = 0, fixed: bool = False) -> None:
+        self.n, self.offset, self.fixed, self.epoch = n, offset, fixed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by Lightning before every epoch."""
+        self.epoch = epoch
+
+    def _rank(self) -> tuple[int, int]:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            return torch.distributed.get_rank(), torch.distributed.get_world_size()
+        return 0, 1
+
+    def __len__(self) -> int:
+        rank, world = self._rank()
+        return math.ceil((self.n - rank) / world)
+
+    def __iter__(self) -> Iterator[int]:
+        rank, world = self._rank()
+        base = self.offset + (0 if self.fixed else self.epoch * self.n)
+        return iter(range(base + rank, base + self.n, world))

@@ -1,0 +1,47 @@
+"""onnxruntime sessions and ONNX file facts: built here once, for predict, export and adapt."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+CPU = "CPUExecutionProvider"
+CUDA = "CUDAExecutionProvider"
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_metadata(model_path: str | Path) -> dict[str, str]:
+    """The ONNX file's metadata_props as a dict."""
+    import onnx
+
+    m = onnx.load(str(model_path), load_external_data=False)
+    return {p.key: p.value for p in m.metadata_props}
+
+
+def make_session(path: str | Path, providers: list[str] | None = None,
+                 threads: int | None = None) -> Any:
+    """An onnxruntime session with full graph optimisation and quiet logs.
+
+    Args:
+        path: the ``.onnx`` file.
+        providers: in order of preference (default: the CPU). onnxruntime silently falls back
+            to the CPU when CUDA cannot load: callers check ``session.get_providers()``.
+        threads: intra-op threads (default: every core).
+    """
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    so.intra_op_num_threads = threads or (os.cpu_count() or 1)
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), so, providers=providers or [CPU])
