@@ -27,7 +27,7 @@ from shipload.batch import collect_inputs, run_predict
 from shipload.data.io import read_chip
 from shipload.data.transforms import InputSpec, prepare_chip
 from shipload.export import load_model, quantize_int8
-from shipload.inference import read_metadata
+from shipload.runtime import read_metadata
 from shipload.synth import SynthConfig, write_dataset
 
 REPO = Path(__file__).resolve().parents[1]

@@ -93,7 +93,7 @@ def write_card(result: dict, model: Path, out: Path) -> None:
     """Fill scripts/card_template.md with the measured figures."""
     import onnx
 
-    from shipload.inference import read_metadata, sha256_file
+    from shipload.runtime import read_metadata, sha256_file
 
     m = result["metrics"]
     o = m["overall"]

@@ -49,8 +49,8 @@ def smoke_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     tmp = tmp_path_factory.mktemp("smoke")
     repo = Path(__file__).resolve().parents[1]
-    cli_main(["fit", "--config", str(repo / "configs" / "smoke.yaml"),
-              f"--data.data={tmp / 'data'}",
+    cli_main(["fit", "--config", str(repo / "configs" / "train.yaml"),
+              "--config", str(repo / "configs" / "smoke.yaml"),
               f"--trainer.default_root_dir={tmp}", f"--trainer.logger.init_args.save_dir={tmp}",
               f"--trainer.callbacks.init_args.dirpath={tmp / 'ckpt'}"])
     return tmp / "ckpt" / "last.ckpt"

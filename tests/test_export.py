@@ -12,7 +12,7 @@ import torch
 
 from shipload.errors import ExportError
 from shipload.export import check_parity, export_onnx, load_model, quantize_int8, sample_views
-from shipload.inference import read_metadata, sha256_file
+from shipload.runtime import read_metadata, sha256_file
 
 
 def test_metadata_is_self_describing(smoke_onnx: Path) -> None:

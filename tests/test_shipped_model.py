@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from shipload.data.transforms import prepare_chip
-from shipload.export import sha256_file
-from shipload.inference import DEFAULT_MODEL, Predictor, read_metadata
+from shipload.runtime import sha256_file
+from shipload.inference import DEFAULT_MODEL, Predictor
+from shipload.runtime import read_metadata
 from shipload.synth import SynthConfig, render, sample_scene
 from shipload.synth.params import LoadConfig, NuisanceConfig
 

@@ -1,7 +1,8 @@
 """shipload: tells from satellite chips of oil tankers whether each is empty or laden.
 
-Commands follow an analyst's path: synth (render labelled chips), predict (call chips),
-evaluate (score calls against labels), export (checkpoint to ONNX).
+An analyst's path: chips (scene + ship positions -> chips) -> predict (call each chip) ->
+tally (port calls -> loadings and barrels). Also: evaluate (score calls against labels),
+synth (render labelled chips), export (checkpoint -> ONNX).
 """
 
 from __future__ import annotations
@@ -103,9 +104,37 @@ def _evaluate(a: argparse.Namespace) -> int:
     return 0
 
 
+def _chips(a: argparse.Namespace) -> int:
+    from shipload.chips import cut_chips
+
+    s = cut_chips(a.scene, a.ships, a.out, side_factor=a.side_factor,
+                  default_length_m=a.default_length_m, metadata=a.metadata,
+                  overwrite=a.overwrite)
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(s["counts"].items()))
+    print(f"{s['ships']} ships: {counts}; manifest {s['manifest']} "
+          f"(next: shipload predict {s['manifest']} --output calls.csv)")
+    return 0 if s["counts"].get("ok", 0) == s["ships"] else 3
+
+
+def _tally(a: argparse.Namespace) -> int:
+    from shipload.tally import run_tally
+
+    s = run_tally(a.predictions, a.calls, a.out, window_h=a.window_h,
+                  bbl_per_tonne=a.bbl_per_tonne, load_sigma=a.load_sigma,
+                  allow_unseen=a.allow_unseen)
+    lo, hi = s["net_barrels_90"]
+    print(f"{s['calls']} calls ({s['calls_with_both_states']} seen arriving and leaving): "
+          f"{s['loadings']} loadings, {s['discharges']} discharges, {s['unclear']} unclear, "
+          f"{s['one_sided']} one-sided, {s['not_seen']} not seen; "
+          f"≈ {s['net_barrels']:,} barrels net loaded (90 % interval {lo:,} – {hi:,}); "
+          f"{Path(a.out) / 'index.html'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
-    p = argparse.ArgumentParser(prog="shipload", description=__doc__)
+    p = argparse.ArgumentParser(prog="shipload", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"shipload {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -187,6 +216,39 @@ Other manifest columns (vessel_id, acquired_utc, ...) pass through to the output
     v.add_argument("--out", required=True, type=Path, help="report folder")
     v.add_argument("--abstain", default=None, help="LOW-HIGH: p_laden inside → uncertain")
     v.set_defaults(func=_evaluate)
+
+    c = sub.add_parser("chips", help="cut one chip per ship from a satellite scene")
+    c.add_argument("scene", type=Path, help="GeoTIFF or COG, any size (read by windows)")
+    c.add_argument("--ships", required=True, type=Path,
+                   help="CSV (lon,lat or x,y; vessel_id, length_m, heading_deg, acquired_utc) "
+                        "or GeoJSON of points")
+    c.add_argument("--out", required=True, type=Path, help="folder for chips/ and chips.csv")
+    c.add_argument("--side-factor", type=float, default=1.6, help="chip side / ship length")
+    c.add_argument("--default-length-m", type=float, default=250.0,
+                   help="length of ships without length_m")
+    c.add_argument("--metadata", type=Path, default=None,
+                   help="scene geometry: JSON with the contract keys, a Planet metadata JSON or "
+                        "a Maxar .IMD")
+    c.add_argument("--overwrite", action="store_true", help="replace an existing chips.csv")
+    c.set_defaults(func=_chips)
+
+    t = sub.add_parser("tally", help="port calls + predictions → loadings and barrels")
+    t.add_argument("--predictions", required=True, type=Path,
+                   help="predict's output; rows carry vessel_id and acquired_utc")
+    t.add_argument("--calls", required=True, type=Path,
+                   help="CSV: call_id, vessel_id, port, arrival_utc, departure_utc, "
+                        "capacity_bbl or dwt_t")
+    t.add_argument("--out", required=True, type=Path, help="folder for calls.csv, "
+                   "summary.json, index.html")
+    t.add_argument("--window-h", type=float, default=48.0,
+                   help="sightings this long before arrival / after departure count")
+    t.add_argument("--bbl-per-tonne", type=float, default=7.33,
+                   help="converts dwt_t (crude ~7.33; products 7.5-8.5)")
+    t.add_argument("--load-sigma", type=float, default=0.2,
+                   help="per-sighting load error (the card's load MAE x 1.25)")
+    t.add_argument("--allow-unseen", action="store_true",
+                   help="report calls of vessels in no prediction row as not_seen")
+    t.set_defaults(func=_tally)
     return p
 
 

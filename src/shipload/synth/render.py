@@ -109,7 +109,7 @@ def _neighbour(s: Scene, rng: np.random.Generator) -> Scene:
 
 
 def render(s: Scene, supersample: int = 3, nir: bool = False, clean: bool = False,
-           layers: bool = False) -> Rendered:
+           layers: bool = False, background: np.ndarray | None = None) -> Rendered:
     """Render scene ``s`` to a float chip.
 
     Args:
@@ -118,6 +118,8 @@ def render(s: Scene, supersample: int = 3, nir: bool = False, clean: bool = Fals
         nir: also return a near-infrared band.
         clean: flat water, no nuisances, no blur or noise (for tests of the geometry).
         layers: also return each part's visible coverage (slower; for tests).
+        background: (H, W, 3) float32 water to draw on instead of the scene's own (the scene
+            mode draws each ship on its pass's water); no quay or wake is added.
 
     Returns:
         The rendered chip and its analytic cue widths.
@@ -129,7 +131,9 @@ def render(s: Scene, supersample: int = 3, nir: bool = False, clean: bool = Fals
     h = s.chip_px
     k = _supersample(h, supersample)
     proj = Projector.for_scene(s)
-    if clean:
+    if background is not None:
+        bg = background.astype(np.float32, copy=True)
+    elif clean:
         bg = np.broadcast_to(np.array(WATER_COLOURS[s.water], np.float32), (h, h, 3)).copy()
     else:
         if lk is not None and lk.families.get("water", "waves") != "waves":
