@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo_out
 
-.PHONY: setup test test-fast demo bench lint typecheck data train export clean
+.PHONY: setup test test-fast demo demo-port bench lint typecheck data train resume export clean
 
 setup: $(STAMP)
 
@@ -24,6 +24,7 @@ test-fast: setup
 
 demo: setup
 	$(PY) -m shipload.demo --out $(DEMO_DIR)
+	$(PY) -m shipload.demo --port --out $(DEMO_DIR)
 
 bench: setup
 	$(PY) benchmarks/bench_synth.py
@@ -34,23 +35,33 @@ lint: setup
 	$(BIN)/ruff check src tests benchmarks scripts train.py
 	$(BIN)/mypy src
 
-# The shipped model's recipe (see models/README.md): seven stages, then export and measure.
-RECIPE := configs/default.yaml configs/default_stage2.yaml configs/default_stage3.yaml \
-	configs/default_stage4.yaml configs/default_stage5.yaml configs/default_stage6.yaml \
-	configs/default_stage7.yaml
+# The shipped model's one recipe (configs/train.yaml): chips rendered on the fly, nothing stored.
+# `make resume` continues it after a kill, on the same stream.
+TRAIN_CMD := python train.py fit --config configs/train.yaml
 train: setup
-	set -e; for c in $(RECIPE); do $(PY) train.py fit --config $$c; done
+	$(PY) train.py fit --config configs/train.yaml
 
-# The 5,000-chip held-out set (renderer seed 2, never trained on): the card's figures, and the
-# 1,000 chips that judge the int8 file against fp32.
+resume: setup
+	$(PY) train.py fit --config configs/train.yaml --ckpt_path last
+
+# int8 calibration chips (in-family look, renderer seed 5) and the 1,000 held-out chips that
+# judge int8 against fp32 (seed 2); neither is trained on.
+data/calib/labels.csv: | $(STAMP)
+	$(BIN)/shipload synth --out data/calib --n 256 --seed 5 --config configs/synth_train.yaml --workers 2 --overwrite --quiet
 data/heldout/labels.csv: | $(STAMP)
-	$(BIN)/shipload synth --out data/heldout --n 5000 --seed 2 --workers 2 --overwrite
+	$(BIN)/shipload synth --out data/heldout --n 1000 --seed 2 --config configs/synth_train.yaml --workers 2 --overwrite --quiet
 
-export: setup data/heldout/labels.csv
-	$(BIN)/shipload export runs/default7/checkpoints/last.ckpt --output models/shipload.onnx \
-	    --weights models/shipload.pt --int8 --calibration data/train7 --int8-judge data/heldout \
-	    --recipe $(RECIPE)
-	$(PY) scripts/make_card.py --train data/train7/labels.csv --peer models/eval/peer.json
+# Export what `make train` made, judge it on held-out appearance families, write the card.
+export: setup data/calib/labels.csv data/heldout/labels.csv
+	$(BIN)/shipload export runs/train/checkpoints/last.ckpt --output models/shipload.onnx \
+	    --weights models/shipload.pt --overwrite --int8 --calibration data/calib \
+	    --int8-judge data/heldout --recipe configs/train.yaml configs/synth_train.yaml \
+	    --command "$(TRAIN_CMD)"
+	$(PY) scripts/evaluate_model.py --model models/shipload.pt --baseline models/init/stage7.pt
+	$(PY) scripts/make_card.py
+
+demo-port: setup
+	$(PY) -m shipload.demo --port --out $(DEMO_DIR)
 
 clean:
 	rm -rf $(VENV) runs $(DEMO_DIR) .pytest_cache

@@ -2,11 +2,13 @@
 
     python benchmarks/bench_predict.py [--n 2000] [--model models/shipload.onnx]
 
-On the same renderer chips (mixed sizes, PNG/JPEG and 16-bit 4-band TIFF):
-  ours      shipload predict (onnxruntime, decoding overlapped in worker processes)
+On the same renderer chips (mixed sizes, PNG/JPEG and 16-bit 4-band TIFF), predicted from
+their manifests so that every chip carries its acquisition geometry:
+  ours      shipload predict (onnxruntime, decoding overlapped in threads)
   eager     the same weights in PyTorch eager with a torchvision-style DataLoader
-  floor     decode + align (read_chip + prepare_chip) in one process, no model
+  floor     decode + view (read_chip + prepare_view with geometry) in one process, no model
   int8      the int8 QDQ model against fp32, model only and end to end
+An image-only model (one input, e.g. an earlier release) runs through the same harness.
 """
 
 from __future__ import annotations
@@ -23,26 +25,29 @@ import onnxruntime as ort
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from shipload.batch import collect_inputs, run_predict
+from shipload.batch import run_predict
+from shipload.data.datasets import load_records
 from shipload.data.io import read_chip
-from shipload.data.transforms import InputSpec, prepare_chip
 from shipload.export import load_model, quantize_int8
 from shipload.runtime import read_metadata
 from shipload.synth import SynthConfig, write_dataset
+from shipload.view import InputSpec, prepare_view, stack_views
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 class Views(Dataset):  # type: ignore[type-arg]
-    def __init__(self, paths: list[str], spec: InputSpec) -> None:
-        self.paths, self.spec = paths, spec
+    def __init__(self, recs: list, spec: InputSpec) -> None:  # type: ignore[type-arg]
+        self.recs, self.spec = recs, spec
 
     def __len__(self) -> int:
-        return len(self.paths)
+        return len(self.recs)
 
-    def __getitem__(self, i: int) -> torch.Tensor:
-        v = prepare_chip(read_chip(self.paths[i]), self.spec)
-        return torch.from_numpy(np.ascontiguousarray(v.transpose(2, 0, 1)))
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        r = self.recs[i]
+        v = prepare_view(read_chip(r.path), self.spec, r.geometry, r.heading_deg)
+        return (torch.from_numpy(np.ascontiguousarray(v.image.transpose(2, 0, 1))),
+                torch.from_numpy(v.geometry))
 
 
 def timed(fn) -> float:  # type: ignore[no-untyped-def]
@@ -69,46 +74,62 @@ def main() -> None:
         cfg16 = dataclasses.replace(cfg, sensor=dataclasses.replace(cfg.sensor,
                                                                     output="tiff16_rgbn"))
         write_dataset(cfg16, root / "tif", n_tif, seed=78, workers=2, progress=False)
-        paths = collect_inputs([str(root / "rgb" / "images"), str(root / "tif" / "images")])
-        n = len(paths)
+        manifests = [str(root / "rgb" / "labels.csv"), str(root / "tif" / "labels.csv")]
+        recs = load_records(manifests[0]) + load_records(manifests[1])
+        n = len(recs)
         print(f"{n} chips ({n_tif} 16-bit RGBN TIFF, the rest PNG/JPEG, 32-384 px), "
               f"{cores} cores, model {a.model.name} ({meta.get('backbone')}, input "
               f"{spec.height}x{spec.width} {spec.policy})")
 
-        t_floor = timed(lambda: [prepare_chip(read_chip(p), spec) for p in paths])
+        def floor() -> None:
+            for r in recs:
+                prepare_view(read_chip(r.path), spec, r.geometry, r.heading_deg)
+
+        t_floor = timed(floor)
 
         m = load_model(a.weights)
         net = m.net.eval()
+        if len(ort.InferenceSession(str(a.model), providers=["CPUExecutionProvider"])
+               .get_inputs()) == 1:
+            image_only = net
+            net = lambda x, g: image_only(x)  # noqa: E731  (an image-only release's weights)
         torch.set_num_threads(cores)
 
         def eager() -> None:
-            loader = DataLoader(Views(paths, spec), batch_size=a.batch,
+            loader = DataLoader(Views(recs, spec), batch_size=a.batch,
                                 num_workers=max(1, cores - 1))
             with torch.no_grad():
-                for x in loader:
-                    net(x)
+                for x, g in loader:
+                    net(x, g)
 
         t_eager = timed(eager)
 
         out = root / "p.csv"
-        t_ours = timed(lambda: run_predict(paths, out, model=a.model, batch_size=a.batch,
+        t_ours = timed(lambda: run_predict(manifests, out, model=a.model, batch_size=a.batch,
                                            overwrite=True, quiet=True))
 
         q = root / "q.onnx"
         quantize_int8(a.model, q, root / "rgb", n_calib=256)
-        views = np.stack([prepare_chip(read_chip(p), spec) for p in paths[:512]])
-        x = np.ascontiguousarray(views.transpose(0, 3, 1, 2), dtype=np.float32)
+        x, g = stack_views([prepare_view(read_chip(r.path), spec, r.geometry, r.heading_deg)
+                            for r in recs[:512]])
 
         def model_only(path: Path) -> float:
             so = ort.SessionOptions()
             so.intra_op_num_threads = cores
             s = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-            s.run(None, {"image": x[: a.batch]})
-            return timed(lambda: [s.run(None, {"image": x[i : i + a.batch]})
-                                  for i in range(0, len(x), a.batch)])
+            two = len(s.get_inputs()) == 2
+
+            def feed(i: int) -> dict[str, np.ndarray]:
+                f = {"image": x[i : i + a.batch]}
+                if two:
+                    f["geometry"] = g[i : i + a.batch]
+                return f
+
+            s.run(None, feed(0))
+            return timed(lambda: [s.run(None, feed(i)) for i in range(0, len(x), a.batch)])
 
         t32, t8 = model_only(a.model), model_only(q)
-        t_ours8 = timed(lambda: run_predict(paths, out, model=q, batch_size=a.batch,
+        t_ours8 = timed(lambda: run_predict(manifests, out, model=q, batch_size=a.batch,
                                             overwrite=True, quiet=True))
 
     r = {k: n / v for k, v in {"floor": t_floor, "eager": t_eager, "ours": t_ours,

@@ -56,9 +56,10 @@ def read_csv(p: Path) -> list[dict[str, str]]:
 
 
 def test_collect_inputs_sorted_recursive_globs_manifest(chips: Path, synth_set: Path) -> None:
-    got = collect_inputs([str(chips)])
+    got = [j.path for j in collect_inputs([str(chips)])]
     assert got == sorted(got) and len(got) == 12 + 8
-    assert collect_inputs([str(chips / "a" / "*.png"), str(chips / "a" / "*.jpg")]) == sorted(
+    globbed = collect_inputs([str(chips / "a" / "*.png"), str(chips / "a" / "*.jpg")])
+    assert [j.path for j in globbed] == sorted(
         str(p) for p in (chips / "a").glob("*") if p.is_file())
     assert len(collect_inputs([str(synth_set / "labels.csv")])) == 48
     with pytest.raises(UsageError, match="not found"):
@@ -84,6 +85,7 @@ def test_predict_csv_error_rows_and_exit_3(chips: Path, smoke_onnx: Path, tmp_pa
     for bad in ("empty.png", "text.jpg", "truncated.png", "bomb.png"):
         assert status[bad]["status"] == "error" and status[bad]["error"]
     assert "MP" in status["bomb.png"]["error"]
+    assert not any("0x" in r["error"] for r in rows)  # no memory addresses in messages
     for odd in ("grey.png", "rgba.png", "grey16.png", "rgbn16.tif"):
         assert status[odd]["status"] == "ok", status[odd]["error"]
     meta = json.loads(Path(str(out) + ".meta.json").read_text())
@@ -160,3 +162,58 @@ def test_kill_and_resume_every_input_once(fmt: str, tmp_path: Path, smoke_onnx: 
     assert all(r["status"] == "ok" for r in rows)
     meta = json.loads(Path(str(out) + ".meta.json").read_text())
     assert meta["resumed_rows"] > 0 and meta["predicted"] < 600
+
+
+def _manifest(path: Path, rows: list[dict[str, object]]) -> Path:
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+def test_geometry_sources_precedence_and_passthrough(synth_set: Path, smoke_onnx: Path,
+                                                     tmp_path: Path) -> None:
+    """Manifest row > sidecar JSON > flags, field by field; other columns pass through; bad
+    values are error rows naming the field; the meta sidecar counts the geometry kinds."""
+    d = tmp_path / "c"
+    d.mkdir()
+    imgs = sorted((synth_set / "images").iterdir())[:5]
+    for p in imgs:
+        (d / p.name).write_bytes(p.read_bytes())
+    n = [p.name for p in imgs]
+    (d / n[0]).with_suffix(".json").write_text(json.dumps(
+        {"sun_elevation_deg": 40, "sun_azimuth_deg": 100, "off_nadir_deg": 10,
+         "sensor_azimuth_deg": 200}))
+    (d / n[1]).with_suffix(".json").write_text(json.dumps({"sun_elevation_deg": 40}))
+    (d / n[3]).with_suffix(".json").write_text("{broken")
+    man = _manifest(d / "m.csv", [
+        {"path": n[0], "gsd_m": "", "off_nadir_deg": "", "vessel_id": "A", "acquired_utc": "t0"},
+        {"path": n[1], "gsd_m": 0.7, "off_nadir_deg": "", "vessel_id": "B", "acquired_utc": "t1"},
+        {"path": n[2], "gsd_m": "x", "off_nadir_deg": "", "vessel_id": "C", "acquired_utc": ""},
+        {"path": n[3], "gsd_m": 0.5, "off_nadir_deg": "", "vessel_id": "D", "acquired_utc": ""},
+        {"path": n[4], "gsd_m": "", "off_nadir_deg": 75, "vessel_id": "E", "acquired_utc": ""},
+    ])
+    out = tmp_path / "o.csv"
+    assert run_cli(str(man), "--model", str(smoke_onnx), "--output", str(out), "--quiet",
+                   "--gsd-m", "0.4", "--sun-elevation", "20") == 3
+    rows = {r["vessel_id"]: r for r in read_csv(out)}
+    # A: all five (gsd from the flag, the rest from its sidecar).
+    assert rows["A"]["geometry_used"].count("+") == 4 and rows["A"]["acquired_utc"] == "t0"
+    # B: gsd from the manifest, elevation from the sidecar (over the flag).
+    assert rows["B"]["geometry_used"] == "gsd_m+sun_elevation_deg"
+    assert rows["C"]["status"] == "error" and "gsd_m='x'" in rows["C"]["error"]
+    assert "manifest" in rows["C"]["error"]
+    assert rows["D"]["status"] == "error" and "not valid JSON" in rows["D"]["error"]
+    assert rows["E"]["status"] == "error" and "off_nadir_deg=75" in rows["E"]["error"]
+    meta = json.loads(Path(str(out) + ".meta.json").read_text())
+    assert meta["geometry"] == {"full": 1, "partial": 1, "none": 0}
+    assert meta["geometry_flags"] == {"gsd_m": 0.4, "sun_elevation_deg": 20.0}
+
+
+def test_bad_geometry_flag_is_a_usage_error(synth_set: Path, smoke_onnx: Path, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cli(str(synth_set / "images"), "--model", str(smoke_onnx), "--output",
+                   str(tmp_path / "o.csv"), "--off-nadir", "70") == 2
+    assert "off_nadir_deg=70" in capsys.readouterr().err
+    assert not (tmp_path / "o.csv").exists()

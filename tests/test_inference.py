@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from shipload.errors import UsageError
-from shipload.inference import Predictor, Prepared, _prefetch, tta_views
+from shipload.inference import Job, Predictor, Prepared, _prefetch, tta_views
+from shipload.view import GEO_DIM, flip_geometry
 
 
 def test_missing_model_is_usage_error(tmp_path: Path) -> None:
@@ -36,17 +37,28 @@ def test_cuda_where_it_cannot_run_is_an_error(smoke_onnx: Path) -> None:
         Predictor(smoke_onnx, device="cuda")
 
 
-def test_auto_reports_the_provider_that_runs(smoke_onnx: Path) -> None:
+def test_auto_uses_cuda_only_where_it_loads(smoke_onnx: Path) -> None:
+    import onnxruntime as ort
+
     p = Predictor(smoke_onnx, device="auto")
-    assert p.provider == p.session.get_providers()[0]
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        # No CUDA build here: auto must settle on the CPU and say so.
+        assert p.provider == "CPUExecutionProvider"
+        assert p.session.get_providers() == ["CPUExecutionProvider"]
+    else:
+        assert p.provider in ("CUDAExecutionProvider", "CPUExecutionProvider")
+    assert p.takes_geometry and p.outputs == ["probabilities", "load_fraction", "freeboard_m"]
 
 
-def test_tta_views_are_the_symmetries() -> None:
+def test_tta_views_flip_pixels_and_geometry_together() -> None:
     x = np.arange(2 * 3 * 4 * 6, dtype=np.float32).reshape(2, 3, 4, 6)
-    v = tta_views(x, "hull_aligned")
-    assert len(v) == 4 and all(a.shape == x.shape for a in v)
-    sq = np.zeros((1, 3, 5, 5), np.float32)
-    assert len(tta_views(sq, "letterbox")) == 8
+    g = np.tile(np.arange(GEO_DIM, dtype=np.float32), (2, 1))
+    v = tta_views(x, g, "hull_aligned")
+    assert len(v) == 4 and all(a.shape == x.shape and b.shape == g.shape for a, b in v)
+    np.testing.assert_array_equal(v[1][0], x[..., ::-1])  # along the hull
+    np.testing.assert_array_equal(v[1][1], flip_geometry(g, True, False))
+    np.testing.assert_array_equal(v[3][0], x[..., ::-1, ::-1])
+    np.testing.assert_array_equal(v[3][1], flip_geometry(g, True, True))
 
 
 def test_predict_rows_in_order_with_error_rows(smoke_onnx: Path, synth_set: Path,
@@ -61,6 +73,8 @@ def test_predict_rows_in_order_with_error_rows(smoke_onnx: Path, synth_set: Path
     assert rows[1]["status"] == "error" and "bad.png" in rows[1]["error"]
     ok = [r for r in rows if r["status"] == "ok"]
     assert all(0 <= r["p_laden"] <= 1 and r["label"] in ("empty", "laden") for r in ok)
+    assert all(r["freeboard_m"] > 0 and r["geometry_used"] == "none" for r in ok)
+    assert all(r["axis_source"] == "image" for r in ok)
     # The same chips give the same numbers with decoding in threads, and OpenCV's own
     # thread count is given back afterwards.
     cv_threads = cv2.getNumThreads()
@@ -85,7 +99,7 @@ def test_prefetch_keeps_order_and_bounds_the_work_in_flight() -> None:
 
     def slow(i: int) -> Prepared:
         time.sleep(0.002 * (i % 3))  # finish out of order
-        return Prepared(i, str(i), None)
+        return Prepared(i, Job(str(i)), None)
 
     with ThreadPoolExecutor(4) as ex:
         for item in _prefetch(slow, jobs(), ex, depth=8):

@@ -4,9 +4,9 @@ Reads are windowed (rasterio): only each ship's square is read, so memory stays 
 scene's size. Chips keep the scene's pixel grid (north-up for a north-up scene), its CRS, its
 georeference and its nodata; rows past the scene edge are padded as nodata. A chip is a square
 on the ground; in a geographic (lon/lat) scene its pixels are not square, so it is not square
-in pixels either, and the model sees the ship stretched: cut from a projected (UTM) scene. The manifest
-``DIR/chips.csv`` carries the geometry of the scene turned into each chip's frame, so it goes
-straight into ``shipload predict``.
+in pixels either, and the model sees the ship stretched: cut from a projected (UTM) scene.
+The manifest ``DIR/chips.csv`` carries the geometry of the scene turned into each chip's
+frame, so it goes straight into ``shipload predict``.
 """
 
 from __future__ import annotations
@@ -245,9 +245,9 @@ def cut_chips(scene: str | Path, ships: str | Path, out: str | Path, side_factor
     cols = MANIFEST_COLUMNS + extra
     tmp = manifest.with_name(".chips.csv.tmp")
     with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows)
+        writer = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
     tmp.replace(manifest)
     counts: dict[str, int] = {}
     for r in rows:

@@ -1,8 +1,9 @@
 """shipload: tells from satellite chips of oil tankers whether each is empty or laden.
 
 An analyst's path: chips (scene + ship positions -> chips) -> predict (call each chip) ->
-tally (port calls -> loadings and barrels). Also: evaluate (score calls against labels),
-synth (render labelled chips), export (checkpoint -> ONNX).
+adapt (fit the model to your sensor) -> tally (port calls -> loadings and barrels).
+Also: evaluate (score calls against labels), synth (render labelled chips), export
+(checkpoint -> ONNX).
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ def _export(a: argparse.Namespace) -> int:
 
     metrics = json.loads(Path(a.metrics).read_text()) if a.metrics else None
     rep = export_onnx(a.checkpoint, a.output, opset=a.opset, recipe=a.recipe, metrics=metrics,
-                      parity_data=a.parity_data, weights_out=a.weights)
+                      parity_data=a.parity_data, weights_out=a.weights, command=a.command,
+                      overwrite=a.overwrite)
     print(f"wrote {rep['path']} ({rep['bytes'] / 1e6:.2f} MB, sha256 {rep['sha256'][:16]}…); "
           f"parity with PyTorch: max |diff| {rep['max_abs_diff']:.1e}")
     if a.int8:
@@ -104,6 +106,15 @@ def _evaluate(a: argparse.Namespace) -> int:
     return 0
 
 
+def _adapt(a: argparse.Namespace) -> int:
+    from shipload.adapt import run_adapt, summary_line
+
+    rep = run_adapt(a.chips, a.output, model=a.model, labels=a.labels, epochs=a.epochs,
+                    overwrite=a.overwrite)
+    print(summary_line(rep))
+    return 0
+
+
 def _chips(a: argparse.Namespace) -> int:
     from shipload.chips import cut_chips
 
@@ -154,7 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("export", help="export a checkpoint to ONNX (checked before writing)")
     e.add_argument("checkpoint", type=Path, help="Lightning .ckpt or shipped .pt")
-    e.add_argument("--output", type=Path, default=Path("models/shipload.onnx"))
+    e.add_argument("--output", type=Path, required=True, help="the .onnx to write")
+    e.add_argument("--overwrite", action="store_true", help="replace an existing --output")
+    e.add_argument("--command", default=None,
+                   help="the training command, recorded in the metadata with --recipe")
     e.add_argument("--opset", type=int, default=18)
     e.add_argument("--int8", action="store_true", help="also write OUTPUT.int8.onnx (static QDQ)")
     e.add_argument("--calibration", type=Path, default=None, help="chips to calibrate int8 on")
@@ -216,6 +230,19 @@ Other manifest columns (vessel_id, acquired_utc, ...) pass through to the output
     v.add_argument("--out", required=True, type=Path, help="report folder")
     v.add_argument("--abstain", default=None, help="LOW-HIGH: p_laden inside → uncertain")
     v.set_defaults(func=_evaluate)
+
+    d = sub.add_parser("adapt", help="fit the model to your own imagery (unlabelled chips, "
+                       "optionally a few labels)")
+    d.add_argument("chips", nargs="+", help="your chips: files, folders, globs or a manifest")
+    d.add_argument("--output", required=True, type=Path, help="the adapted .onnx to write")
+    d.add_argument("--model", type=Path, default=None,
+                   help="base model (default: the shipped one); its .pt must lie beside it")
+    d.add_argument("--labels", type=Path, default=None,
+                   help="CSV path,label[,load_fraction] of some of the chips (e.g. from "
+                        "shipload review); fine-tunes on them")
+    d.add_argument("--epochs", type=int, default=5, help="fine-tuning epochs with --labels")
+    d.add_argument("--overwrite", action="store_true", help="replace an existing --output")
+    d.set_defaults(func=_adapt)
 
     c = sub.add_parser("chips", help="cut one chip per ship from a satellite scene")
     c.add_argument("scene", type=Path, help="GeoTIFF or COG, any size (read by windows)")

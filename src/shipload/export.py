@@ -193,39 +193,72 @@ def check_parity(onnx_path: str | Path, net: torch.nn.Module, x: np.ndarray, g: 
 def export_onnx(ckpt: str | Path, output: str | Path, opset: int = 18,
                 recipe: str | Path | Sequence[str | Path] | None = None,
                 metrics: dict[str, Any] | None = None, parity_data: str | Path | None = None,
-                weights_out: str | Path | None = None) -> dict[str, Any]:
+                weights_out: str | Path | None = None, command: str | None = None,
+                overwrite: bool = True) -> dict[str, Any]:
     """Export a checkpoint to ONNX; write it only if every check passes.
 
     Checks: ``onnx.checker`` (full), an onnxruntime load, parity with PyTorch on a real batch
-    (probabilities within 1e-4, same argmax) at batch sizes 8, 1 and 7.
+    (every output within 1e-4, same argmax) at batch sizes 8, 1 and 7.
 
     Args:
         ckpt: Lightning checkpoint or shipped ``.pt``.
         output: the ``.onnx`` to write.
         opset: ONNX opset.
-        recipe: the training configs, in the order they ran; their sha256 go into the
-            metadata (see ``recipe_digest``).
+        recipe: the training configs that made ``ckpt``; their sha256 go into the metadata.
         metrics: headline metrics to record in the metadata.
         parity_data: labelled chips for the parity batch (default: freshly rendered chips).
-        weights_out: also save the PyTorch weights here (for fine-tuning).
+        weights_out: also save the PyTorch weights here (for fine-tuning and ``adapt``).
+        command: the training command, recorded beside the recipe's digest.
+        overwrite: replace an existing ``output`` (the CLI asks for ``--overwrite``).
 
     Returns:
         A report: path, sha256, size, parity figures.
 
     Raises:
         ExportError: a check failed (no file is left behind).
-        UsageError: bad checkpoint or output path.
+        UsageError: bad checkpoint or output path, an existing output without ``overwrite``.
+    """
+    provenance = recipe_digest(recipe) if recipe else {}  # a wrong --recipe fails now
+    if command:
+        provenance["recipe_command"] = command
+    out = Path(output)
+    if out.exists() and not overwrite:
+        raise UsageError(f"{out} exists; pass --overwrite to replace it or choose --output")
+    m = load_model(ckpt)
+    x, g = sample_views(m.spec, 8, data=parity_data)
+    return export_loaded(m, out, opset, provenance, metrics, (x, g), weights_out)
+
+
+def export_loaded(m: LoadedModel, output: str | Path, opset: int = 18,
+                  provenance: dict[str, str] | None = None,
+                  metrics: dict[str, Any] | None = None,
+                  parity: tuple[np.ndarray, np.ndarray] | None = None,
+                  weights_out: str | Path | None = None) -> dict[str, Any]:
+    """Export a loaded network (see ``export_onnx``; ``adapt`` calls this directly).
+
+    Args:
+        m: the network and what describes it.
+        output: the ``.onnx`` to write.
+        opset: ONNX opset.
+        provenance: metadata keys on where the weights came from.
+        metrics: headline metrics to record in the metadata.
+        parity: the (image, geometry) batch for the checks (default: rendered chips).
+        weights_out: also save the PyTorch weights here; their sha256 goes in the metadata.
     """
     import onnx
 
-    provenance = recipe_digest(recipe) if recipe else {}  # a wrong --recipe fails now
-    m = load_model(ckpt)
     out = Path(output)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UsageError(f"cannot create {out.parent}: {e.strerror}") from e
-    x, g = sample_views(m.spec, 8, data=parity_data)
+    x, g = parity if parity is not None else sample_views(m.spec, 8)
+    if len(x) < 2:  # the dynamo exporter needs a batch of 2 or more to keep the axis free
+        x, g = np.concatenate([x, x]), np.concatenate([g, g])
+    prov = dict(provenance or {})
+    if weights_out:
+        save_weights(m, weights_out)
+        prov["weights_sha256"] = sha256_file(weights_out)
     head = ProbabilityHead(m.net).eval()
     fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
     os.close(fd)
@@ -238,12 +271,12 @@ def export_onnx(ckpt: str | Path, output: str | Path, opset: int = 18,
                           dynamic_shapes=({0: batch}, {0: batch}), opset_version=opset,
                           external_data=False, optimize=True)
         model = onnx.load(str(tmp))
-        for k, v in build_metadata(m, provenance, metrics).items():
+        for k, v in build_metadata(m, prov, metrics).items():
             model.metadata_props.add(key=k, value=v)
         model.doc_string = "shipload tanker load-state classifier"
         onnx.save(model, str(tmp))
         onnx.checker.check_model(str(tmp), full_check=True)
-        parity = check_parity(tmp, m.net, x, g)
+        parity_rep = check_parity(tmp, m.net, x, g)
         tmp.chmod(0o644)  # mkstemp makes it private
         tmp.replace(out)
     except ExportError:
@@ -252,9 +285,8 @@ def export_onnx(ckpt: str | Path, output: str | Path, opset: int = 18,
     except Exception as e:
         tmp.unlink(missing_ok=True)
         raise ExportError(f"export failed: {type(e).__name__}: {e}") from e
-    if weights_out:
-        save_weights(m, weights_out)
-    return {"path": str(out), "sha256": sha256_file(out), "bytes": out.stat().st_size, **parity}
+    return {"path": str(out), "sha256": sha256_file(out), "bytes": out.stat().st_size,
+            **parity_rep}
 
 
 class _Calibration:

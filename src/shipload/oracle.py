@@ -9,9 +9,11 @@ oracle reads them to the nearest pixel, as a perfect
 measurer of a raster would, together with the directions a reader sees (of the shadows and of
 the layover, relative to the hull axis), and learns the best decision from them on the
 training manifest: the class (laden iff load fraction >= 0.5) and the load fraction itself.
-It does not know the sun elevation, the view angle or the superstructure's height, which the
-image does not state. Its accuracy and load-fraction error per GSD band bound what any model
-can reach from those cues.
+Without ``geometry`` it does not know the sun elevation, the view angle or the GSD, which the
+image does not state; with ``geometry`` (what every vendor's metadata gives, and the model's
+second input) it also reads them, and so can turn a shadow width into a freeboard in metres.
+Its accuracy and load-fraction error per GSD band bound what any model can reach from those
+cues. It never knows the superstructure's height.
 """
 
 from __future__ import annotations
@@ -73,15 +75,20 @@ def super_shadow_in_chip(rows: list[dict[str, str]],
     return np.minimum(length, np.maximum(reach, 0.0))
 
 
-def _read(manifest: str | Path, view_band: float | None = None
+def _read(manifest: str | Path, view_band: float | None = None, geometry: bool = False
           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(cues (N, 7), labels (N,), GSD (N,), load fraction (N,)) from a rendered manifest."""
+    """(cues (N, 7 or 10), labels (N,), GSD (N,), load fraction (N,)) from a manifest.
+
+    With ``geometry``, three more columns: GSD (m), tan(sun elevation), tan(off-nadir).
+    """
     with open(manifest, newline="") as f:
         rows = list(csv.DictReader(f))
     x = np.array([[float(r[c]) for c in CUES] + [
         abs(np.sin(np.radians(float(r["sun_azimuth_deg"]) - float(r["heading_deg"])))),
         abs(np.sin(np.radians(float(r["sensor_azimuth_deg"]) - float(r["heading_deg"])))),
-    ] for r in rows], dtype=np.float64)
+    ] + ([float(r["gsd_m"]), np.tan(np.radians(float(r["sun_elevation_deg"]))),
+          np.tan(np.radians(float(r["off_nadir_deg"])))] if geometry else [])
+        for r in rows], dtype=np.float64)
     x[:, CUES.index("super_shadow_len_px")] = super_shadow_in_chip(rows, view_band)
     y = np.array([1 if r["label"] == "laden" else 0 for r in rows])
     g = np.array([float(r["gsd_m"]) for r in rows])
@@ -90,21 +97,33 @@ def _read(manifest: str | Path, view_band: float | None = None
 
 
 def features(cues: np.ndarray) -> np.ndarray:
-    """Pixel-quantised cue widths, ratios, directions. (N, 7) → (N, 12) float32.
+    """Pixel-quantised cue widths, ratios, directions. (N, 7) → (N, 12), (N, 10) → (N, 19).
 
     Columns of ``cues``: the five ``CUES`` widths, then |sin| of the sun's and the sensor's
-    azimuth relative to the hull axis (what the shadow and layover directions show).
+    azimuth relative to the hull axis (what the shadow and layover directions show), then
+    optionally GSD, tan(sun elevation), tan(off-nadir): with them the widths become metres,
+    and the shadow and the visible side each give a freeboard.
     """
-    q = np.round(cues[:, : len(CUES)])  # a perfect reader of a raster resolves whole pixels
+    n = len(CUES)
+    q = np.round(cues[:, :n])  # a perfect reader of a raster resolves whole pixels
     beam = np.maximum(q[:, :1], 1.0)
     ratios = q[:, 1:] / beam
     hull_vs_super = q[:, 1:2] / np.maximum(q[:, 4:5], 1.0)  # FB |sin| / (FB + H): no elevation
-    return np.concatenate([np.log1p(q), ratios, hull_vs_super, cues[:, len(CUES):]],
-                          axis=1).astype(np.float32)
+    parts = [np.log1p(q), ratios, hull_vs_super, cues[:, n : n + 2]]
+    if cues.shape[1] > n + 2:
+        gsd, tan_el, tan_on = cues[:, n + 2], cues[:, n + 3], cues[:, n + 4]
+        s_sun, s_sen = cues[:, n], cues[:, n + 1]
+        fb_shadow = q[:, 1] * gsd * tan_el / np.maximum(s_sun, 0.05)  # metres
+        fb_side = q[:, 2] * gsd / np.maximum(tan_on * s_sen, 0.01)
+        parts += [np.stack([np.log(gsd), np.log1p(q[:, 0] * gsd), 1 / np.maximum(tan_el, 0.05),
+                            tan_on, np.log1p(np.minimum(fb_shadow, 100)),
+                            np.log1p(np.minimum(fb_side, 100)),
+                            np.log1p(q[:, 3] * gsd / np.maximum(tan_on * s_sen, 0.01))], 1)]
+    return np.concatenate(parts, axis=1).astype(np.float32)
 
 
 def fit_oracle(train_manifest: str | Path, epochs: int = 60, seed: int = 0,
-               view_band: float | None = None) -> nn.Module:
+               view_band: float | None = None, geometry: bool = False) -> nn.Module:
     """Train a small two-output MLP on the quantised cues of a rendered training set.
 
     Output 0 is the laden logit (cross-entropy); output 1 the load-fraction logit, fitted with
@@ -115,8 +134,9 @@ def fit_oracle(train_manifest: str | Path, epochs: int = 60, seed: int = 0,
         epochs: passes over the manifest.
         seed: initialisation and shuffling seed.
         view_band: read only what a view of this half-width holds (``super_shadow_in_chip``).
+        geometry: also read the acquisition geometry (GSD, sun elevation, off-nadir).
     """
-    x, y, _, lf = _read(train_manifest, view_band)
+    x, y, _, lf = _read(train_manifest, view_band, geometry)
     f = torch.from_numpy(features(x))
     t = torch.from_numpy(y).float()
     tl = torch.from_numpy(lf).float()
@@ -141,7 +161,8 @@ def fit_oracle(train_manifest: str | Path, epochs: int = 60, seed: int = 0,
 
 
 def oracle_scores(mlp: nn.Module, manifest: str | Path, bands: Bands = GSD_BANDS,
-                  view_band: float | None = None) -> dict[str, dict[str, float]]:
+                  view_band: float | None = None,
+                  geometry: bool = False) -> dict[str, dict[str, float]]:
     """The oracle's accuracy and load-fraction MAE, overall and per GSD band, on a rendered set.
 
     Args:
@@ -149,12 +170,13 @@ def oracle_scores(mlp: nn.Module, manifest: str | Path, bands: Bands = GSD_BANDS
         manifest: ``labels.csv`` of the set to score.
         bands: GSD bands to report.
         view_band: as given to ``fit_oracle``.
+        geometry: as given to ``fit_oracle``.
 
     Returns:
         ``{"accuracy": {"all": ..., "0.3-0.6": ...}, "load_mae": {...}}``; bands without chips
         are left out.
     """
-    x, y, g, lf = _read(manifest, view_band)
+    x, y, g, lf = _read(manifest, view_band, geometry)
     f = torch.from_numpy(features(x))
     with torch.no_grad():
         out = torch.sigmoid(mlp((f - mlp.mu) / mlp.sd)).numpy()  # (N, 2)
@@ -170,7 +192,8 @@ def oracle_scores(mlp: nn.Module, manifest: str | Path, bands: Bands = GSD_BANDS
 
 def oracle_bound(train_manifest: str | Path, manifest: str | Path,
                  seeds: tuple[int, ...] = (0, 1, 2), epochs: int = 30,
-                 bands: Bands = GSD_BANDS, view_band: float | None = None) -> dict[str, Any]:
+                 bands: Bands = GSD_BANDS, view_band: float | None = None,
+                 geometry: bool = False) -> dict[str, Any]:
     """``oracle_scores`` averaged over fits from several seeds, with their spread.
 
     One fit's accuracy moves by about half a point overall, and more per band, with its seed;
@@ -181,8 +204,8 @@ def oracle_bound(train_manifest: str | Path, manifest: str | Path,
         ``{"accuracy": {...}, "load_mae": {...}}`` as ``oracle_scores`` (the means), plus
         ``"accuracy_range"`` (per key, ``[min, max]`` over the fits) and ``"fits"``.
     """
-    runs = [oracle_scores(fit_oracle(train_manifest, epochs, seed, view_band), manifest, bands,
-                          view_band) for seed in seeds]
+    runs = [oracle_scores(fit_oracle(train_manifest, epochs, seed, view_band, geometry),
+                          manifest, bands, view_band, geometry) for seed in seeds]
     out: dict[str, Any] = {
         k: {b: float(np.mean([r[k][b] for r in runs])) for b in runs[0][k]}
         for k in ("accuracy", "load_mae")}

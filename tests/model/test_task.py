@@ -15,22 +15,39 @@ from shipload.model.task import fit_temperature
 from shipload.training import cli_main
 
 REPO = Path(__file__).resolve().parents[2]
+TRAIN = str(REPO / "configs" / "train.yaml")
 SMOKE = str(REPO / "configs" / "smoke.yaml")
 
 
 def smoke_args(tmp: Path, *extra: str) -> list[str]:
-    return ["fit", "--config", SMOKE, f"--data.data={tmp / 'data'}",
+    """The shipped recipe with the smoke override stacked on it (a stream of fresh chips)."""
+    return ["fit", "--config", TRAIN, "--config", SMOKE,
             f"--trainer.default_root_dir={tmp}",
             f"--trainer.logger.init_args.save_dir={tmp}",
             f"--trainer.callbacks.init_args.dirpath={tmp / 'ckpt'}", *extra]
 
 
-def test_smoke_fit_renders_its_data_and_writes_run_files(tmp_path: Path) -> None:
+def file_args(tmp: Path, *extra: str) -> list[str]:
+    """The same, on a rendered folder instead of the stream (fine-tuning on files)."""
+    return smoke_args(tmp, "--data.stream=false", f"--data.data={tmp / 'data'}",
+                      "--data.synth_n=96", "--data.val_fraction=0.2", "--data.test_fraction=0.2",
+                      *extra)
+
+
+def test_smoke_fit_streams_fresh_chips_and_writes_run_files(tmp_path: Path) -> None:
     cli = cli_main(smoke_args(tmp_path))
-    assert (tmp_path / "data" / "labels.csv").is_file()
     assert (tmp_path / "ckpt" / "last.ckpt").is_file()
+    assert not (tmp_path / "data").exists()  # nothing rendered to disk
     log_dir = Path(cli.trainer.log_dir)
-    assert (log_dir / "config.yaml").is_file() and (log_dir / "splits.csv").is_file()
+    assert (log_dir / "config.yaml").is_file()
+    m = cli.trainer.callback_metrics
+    assert "train_freeboard_mae_m" in m and "val_acc" in m
+
+
+def test_file_fit_renders_its_data_and_writes_the_split(tmp_path: Path) -> None:
+    cli = cli_main(file_args(tmp_path))
+    assert (tmp_path / "data" / "labels.csv").is_file()
+    assert (Path(cli.trainer.log_dir) / "splits.csv").is_file()
     # Checkpoints load with weights_only=True: no pickled code inside.
     state = torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=True)
     assert state["hyper_parameters"]["backbone"] == "shipnet_small"
@@ -78,6 +95,21 @@ def test_finetune_from_weights(tmp_path: Path) -> None:
     assert torch.equal(got[k], src["net." + k])
 
 
+def test_finetune_refuses_another_view(tmp_path: Path) -> None:
+    """Weights trained at 32x64 cannot be fine-tuned at another view size: the error says
+    which flags give the weights' own view."""
+    cli_main(smoke_args(tmp_path))
+    ck = tmp_path / "ckpt" / "last.ckpt"
+    with pytest.raises(ValueError, match="--model.input_height 32"):
+        cli_main(smoke_args(tmp_path / "ft", f"--model.init_from={ck}",
+                            "--model.input_height=48")[1:], run=False)
+
+
+def test_small_validation_split_keeps_the_temperature(tmp_path: Path) -> None:
+    cli = cli_main(file_args(tmp_path))  # 19 validation chips: too few to refit
+    assert float(cli.model.net.temperature) == 1.0
+
+
 def test_fit_temperature_recovers_scale() -> None:
     g = torch.Generator().manual_seed(0)
     z = torch.randn(4000, 2, generator=g) * 2
@@ -106,7 +138,7 @@ nuisance: {wake: 0.0, glint: 0.0, haze: 0.0, cloud: 0.0, quay: 0.0, neighbour: 0
 def test_short_real_fit_beats_chance(tmp_path: Path) -> None:
     cfg = tmp_path / "easy.yaml"
     cfg.write_text(EASY)
-    cli = cli_main(smoke_args(
+    cli = cli_main(file_args(
         tmp_path, f"--data.synth_config={cfg}", "--data.synth_n=480", "--data.batch_size=32",
         "--trainer.max_epochs=12", "--trainer.limit_train_batches=1.0",
         "--trainer.limit_val_batches=1.0", "--data.val_fraction=0.25", "--data.test_fraction=0.0",

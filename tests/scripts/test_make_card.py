@@ -1,4 +1,4 @@
-"""scripts/make_card.py: refuses missing inputs up front; the peer paragraph tells the truth."""
+"""scripts/make_card.py: refuses missing inputs; the card's tables come from the metrics."""
 
 from __future__ import annotations
 
@@ -9,28 +9,31 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
 
-from make_card import peer_summary  # noqa: E402
+from make_card import accuracy_table, gap_table  # noqa: E402
 
 
-def test_missing_input_is_a_usage_error_before_any_work(tmp_path: Path) -> None:
-    train = tmp_path / "labels.csv"
-    train.write_text("path,label\n")
-    r = subprocess.run([sys.executable, str(REPO / "scripts" / "make_card.py"), "--train",
-                        str(train), "--robust", str(tmp_path / "none.onnx"),
-                        "--out", str(tmp_path / "o")],
+def _scores(acc: float) -> dict:  # type: ignore[type-arg]
+    bands = {"all": acc, "0.3-0.6": acc + 0.05, "0.6-1.2": acc, "1.2-3": acc - 0.05}
+    return {"accuracy": bands, "auroc": 0.9, "laden_share": 0.45, "laden_share_truth": 0.5,
+            "freeboard_mae_m": dict.fromkeys(bands, 1.0), "load_mae": 0.2, "n": 10}
+
+
+def test_missing_metrics_is_refused_before_writing(tmp_path: Path) -> None:
+    r = subprocess.run([sys.executable, str(REPO / "scripts" / "make_card.py"), "--metrics",
+                        str(tmp_path / "none.json"), "--out", str(tmp_path / "card.md")],
                        capture_output=True, text=True, timeout=120)
-    assert r.returncode == 2 and "none.onnx: no such file" in r.stderr
-    assert not (tmp_path / "o").exists()  # nothing measured, nothing written
+    assert r.returncode == 1 and "none.json not found" in r.stderr
+    assert not (tmp_path / "card.md").exists()
 
 
-def test_peer_summary() -> None:
-    peer = {"shipnet": {"val_acc": 0.60, "cpu_views_per_s": 200.0},
-            "resnet18": {"val_acc": 0.62, "cpu_views_per_s": 100.0},
-            "resnet50": {"val_acc": None, "cpu_views_per_s": 25.0}}
-    text = peer_summary(peer)
-    assert "2.0 points below the best peer (resnet18" in text
-    assert "2.0x resnet18's, 8.0x resnet50's" in text
-    assert "**Incomplete**: resnet50 was not trained" in text
-    peer["shipnet"]["val_acc"] = 0.63
-    assert "1.0 points above the best peer (resnet18)" in peer_summary(peer)
-    assert peer_summary({"shipnet": {"val_acc": None}}) == ""
+def test_tables_carry_the_measured_figures() -> None:
+    sets = {k: {"with_geometry": _scores(0.8), "without_geometry": _scores(0.75)}
+            for k in ("in_family", "base")}
+    sets["held_out"] = {"with_geometry": _scores(0.77), "without_geometry": _scores(0.70)}
+    m = {"sets": {"model": sets, "baseline": sets}}
+    t = accuracy_table(m)
+    assert "held-out families · this model · with geometry | 0.770 | 0.820" in t
+    assert "stage 7 (image-only) · with geometry" not in t  # the baseline has no geometry
+    gaps = gap_table(m)
+    assert "| with geometry | +3.0 | +3.0 | +3.0 | +3.0 |" in gaps
+    assert "| without geometry | +5.0 |" in gaps

@@ -16,6 +16,7 @@ Policy (documented in README, recorded in the ONNX metadata):
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -83,8 +84,13 @@ def _read_raster(path: Path, data: bytes, max_pixels: int) -> np.ndarray:
     except Image.DecompressionBombError as e:
         raise ChipError(f"{path}: refused from its header, too many pixels (MP) for a chip; "
                         f"cut it into chips first ({e})") from e
+    except Image.UnidentifiedImageError as e:
+        raise ChipError(f"{path}: not an image PNG, JPEG or TIFF readers recognise (check the "
+                        "file is complete and not another format)") from e
     except Exception as e:
-        raise ChipError(f"{path}: not a readable image ({type(e).__name__}: {e})") from e
+        # PIL's messages can name the in-memory buffer ("<_io.BytesIO object at 0x...>").
+        msg = re.sub(r"<_io\.BytesIO object at 0x[0-9a-f]+>", "the file", str(e))
+        raise ChipError(f"{path}: not a readable image ({type(e).__name__}: {msg})") from e
     # PNG and the rest: OpenCV keeps 16-bit and alpha, and is faster than PIL.
     arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if arr is None:

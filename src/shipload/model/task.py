@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+from lightning.pytorch.utilities import rank_zero_warn
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -41,6 +42,22 @@ def load_weights(net: nn.Module, path: str | Path) -> None:
                                                     for n in new)]:
         raise ValueError(f"{path}: weights do not match this backbone "
                          f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+
+
+def check_input_spec(path: str | Path, hp: Any) -> None:
+    """Refuse weights whose recorded input view differs from the configured one."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    theirs = state.get("hyper_parameters") or {}
+    keys = ("input_height", "input_width", "resize_policy", "across_scale")
+    diff = [f"{k}: weights {theirs[k]} vs config {hp[k]}" for k in keys
+            if k in theirs and theirs[k] != hp[k]]
+    if diff:
+        args = " ".join(f"--model.{k} {theirs[k]}" for k in keys if k in theirs)
+        raise ValueError(f"{path} was trained on another view ({'; '.join(diff)}); fine-tune "
+                         f"with the same view: {args}")
+
+
+MIN_TEMPERATURE_CHIPS = 200  # fewer validation chips give a temperature that is mostly noise
 
 
 class ShiploadTask(L.LightningModule):
@@ -93,9 +110,15 @@ class ShiploadTask(L.LightningModule):
         return self.hparams
 
     def configure_models(self) -> None:
-        """Build the network (and load ``init_from`` weights when fine-tuning)."""
+        """Build the network (and load ``init_from`` weights when fine-tuning).
+
+        Raises:
+            ValueError: ``init_from`` weights trained at another input size or policy than
+                this model's: fine-tuning must use the view the weights were trained on.
+        """
         self.net = ShiploadNet(self.hp.backbone, self.hp.dropout)
         if self.hp.init_from:
+            check_input_spec(self.hp.init_from, self.hp)
             load_weights(self.net, self.hp.init_from)
 
     def configure_metrics(self) -> None:
@@ -190,6 +213,13 @@ class ShiploadTask(L.LightningModule):
         if self.trainer.world_size > 1:
             z = torch.as_tensor(self.all_gather(z)).flatten(0, 1)
             y = torch.as_tensor(self.all_gather(y)).flatten(0, 1)
+        if len(y) < MIN_TEMPERATURE_CHIPS:
+            if not getattr(self, "_warned_temperature", False):
+                rank_zero_warn(f"only {len(y)} validation chips: the calibration temperature "
+                               f"is kept at {float(self.net.temperature):.3f}, not refitted "
+                               f"(needs {MIN_TEMPERATURE_CHIPS}); raise data.val_fraction")
+                self._warned_temperature = True
+            return
         t = fit_temperature(z, y)
         self.net.temperature.fill_(t)
         self.log("temperature", t, rank_zero_only=True)

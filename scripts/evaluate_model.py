@@ -1,0 +1,226 @@
+"""Judge a model the way the project is judged: on appearance families it never trained on.
+
+    python scripts/evaluate_model.py --model models/shipload.pt --baseline models/init/stage7.pt
+
+Renders (seeded, nothing stored but the figures):
+  * in-family: the training renderer's families (configs/synth_train.yaml), seed 2;
+  * held-out: every axis drawn from its held-out family only (shipload.synth.appearance.HELD_OUT);
+  * base: the plain renderer (configs/synth.yaml), as the earlier cards' held-out set.
+For each model, with and without the geometry input: accuracy (overall and per GSD band),
+AUROC, the share called laden, load and freeboard errors. Then the physical bound with and
+without geometry, framing invariance (the same ship cut tight and loose), and adaptation to the
+held-out families (AdaBN on 2,000 unlabelled chips; fine-tuning on 50, 200, 1,000 labels).
+Writes models/eval/metrics.json; make_card.py fills the model card from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import multiprocessing as mp
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+from shipload.adapt import adabn, fine_tune  # noqa: E402
+from shipload.bands import GSD_BANDS, band_masks  # noqa: E402
+from shipload.config import load_yaml  # noqa: E402
+from shipload.data.stream import chip_from_scene, scene_geometry  # noqa: E402
+from shipload.evaluate import auroc  # noqa: E402
+from shipload.export import load_model  # noqa: E402
+from shipload.oracle import oracle_bound  # noqa: E402
+from shipload.synth import SynthConfig, sample_scene, write_dataset  # noqa: E402
+from shipload.synth.appearance import HELD_OUT  # noqa: E402
+from shipload.view import InputSpec, prepare_view  # noqa: E402
+
+
+def configs() -> dict[str, SynthConfig]:
+    train = load_yaml(SynthConfig, REPO / "configs" / "synth_train.yaml")
+    held = dataclasses.replace(train, appearance=dataclasses.replace(
+        train.appearance, **{a: (f,) for a, f in HELD_OUT.items()}))
+    return {"in_family": train, "held_out": held,
+            "base": load_yaml(SynthConfig, REPO / "configs" / "synth.yaml")}
+
+
+def _item(args: tuple[SynthConfig, int, int, InputSpec, float, float]) -> tuple[Any, ...]:
+    cfg, seed, i, spec, scale, offset = args
+    s = sample_scene(cfg, seed, i)
+    if scale > 0:  # framing: the same ship, cut at another side and shifted
+        s = dataclasses.replace(s, chip_px=int(round(scale * s.length_m / s.gsd_m)),
+                                centre_offset_px=(offset * scale * s.length_m / s.gsd_m, 0.0))
+    v = prepare_view(chip_from_scene(s, cfg.sensor.supersample), spec, scene_geometry(s))
+    return (np.round(v.image * 255).astype(np.uint8), v.geometry, int(s.label == "laden"),
+            s.load_fraction, s.freeboard_m, s.gsd_m)
+
+
+def render_set(cfg: SynthConfig, seed: int, n: int, spec: InputSpec, pool: Any,
+               scale: float = 0.0, offset: float = 0.0) -> dict[str, np.ndarray]:
+    """n views with their geometry and truth: the set a model is judged on."""
+    out = pool.map(_item, [(cfg, seed, i, spec, scale, offset) for i in range(n)], chunksize=16)
+    x = np.stack([o[0] for o in out]).transpose(0, 3, 1, 2)
+    return {"x": x, "g": np.stack([o[1] for o in out]), "y": np.array([o[2] for o in out]),
+            "lf": np.array([o[3] for o in out]), "fb": np.array([o[4] for o in out]),
+            "gsd": np.array([o[5] for o in out])}
+
+
+def run(net: Any, d: dict[str, np.ndarray], geometry: bool) -> dict[str, np.ndarray]:
+    """p_laden, load fraction and freeboard of a network on a rendered set."""
+    outs: list[list[np.ndarray]] = [[], [], []]
+    net.eval()
+    with torch.no_grad():
+        for i in range(0, len(d["x"]), 256):
+            x = torch.from_numpy(d["x"][i : i + 256].astype(np.float32) / 255)
+            g = torch.from_numpy(d["g"][i : i + 256]) if geometry else None
+            z, lf, fb = net(x, g)
+            outs[0].append(torch.softmax(z, 1)[:, 1].numpy())
+            outs[1].append(torch.sigmoid(lf).numpy())
+            outs[2].append(torch.exp(fb).numpy())
+    return {"p": np.concatenate(outs[0]), "lf": np.concatenate(outs[1]),
+            "fb": np.concatenate(outs[2])}
+
+
+def scores(d: dict[str, np.ndarray], r: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Accuracy per GSD band, AUROC, laden share, load and freeboard errors."""
+    call = (r["p"] >= 0.5).astype(int)
+    out: dict[str, Any] = {"n": len(call), "accuracy": {}, "freeboard_mae_m": {}}
+    for name, m in {"all": np.ones(len(call), bool), **band_masks(d["gsd"], GSD_BANDS)}.items():
+        if m.any():
+            out["accuracy"][name] = round(float((call[m] == d["y"][m]).mean()), 4)
+            out["freeboard_mae_m"][name] = round(float(np.abs(r["fb"][m] - d["fb"][m]).mean()), 3)
+    out["auroc"] = round(float(auroc(d["y"], r["p"])), 4)
+    out["laden_share"] = round(float(call.mean()), 4)
+    out["laden_share_truth"] = round(float(d["y"].mean()), 4)
+    out["load_mae"] = round(float(np.abs(r["lf"] - d["lf"]).mean()), 4)
+    return out
+
+
+def framing_sets(cfg: SynthConfig, spec: InputSpec, pool: Any, n: int
+                 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The same n ships cut tight (1.1x their length, centred) and loose (2x, 10 % off)."""
+    return (render_set(cfg, 31, n, spec, pool, scale=1.1, offset=0.0),
+            render_set(cfg, 31, n, spec, pool, scale=2.0, offset=0.1))
+
+
+def framing(net: Any, cuts: tuple[dict[str, np.ndarray], dict[str, np.ndarray]],
+            geometry: bool) -> dict[str, float]:
+    """Flip rate and mean |delta p| between the tight and the loose cut of each ship."""
+    tight, loose = cuts
+    n = len(tight["y"])
+    a, b = run(net, tight, geometry)["p"], run(net, loose, geometry)["p"]
+    return {"n": n, "flip_rate": round(float(((a >= 0.5) != (b >= 0.5)).mean()), 4),
+            "mean_abs_dp": round(float(np.abs(a - b).mean()), 4)}
+
+
+def adaptation(path: Path, held_eval: dict[str, np.ndarray], unlabelled: dict[str, np.ndarray],
+               labelled: dict[str, np.ndarray], sizes: tuple[int, ...]) -> dict[str, Any]:
+    """AdaBN on unlabelled held-out-family chips, then fine-tuning on n labels of them."""
+    def fresh() -> Any:
+        return load_model(path).net
+
+    f32 = np.float32
+    base = scores(held_eval, run(fresh(), held_eval, True))
+    net = fresh()
+    adabn(net, unlabelled["x"].astype(f32) / 255, unlabelled["g"])
+    ada = scores(held_eval, run(net, held_eval, True))
+    curve = {}
+    for n in sizes:
+        net = fresh()
+        adabn(net, unlabelled["x"].astype(f32) / 255, unlabelled["g"])
+        sl = slice(0, n)
+        fine_tune(net, labelled["x"][sl].astype(f32) / 255, labelled["g"][sl],
+                  labelled["y"][sl], labelled["lf"][sl].astype(f32), epochs=5)
+        curve[str(n)] = scores(held_eval, run(net, held_eval, True))
+    top = curve[str(max(sizes))]["accuracy"]["all"]
+    gain = ada["accuracy"]["all"] - base["accuracy"]["all"]
+    room = top - base["accuracy"]["all"]
+    return {"before": base, "adabn": ada, "labels": curve, "unlabelled_n": len(unlabelled["y"]),
+            "gap_closed_by_adabn": round(gain / room, 3) if room > 0 else None}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", type=Path, default=REPO / "models" / "shipload.pt")
+    p.add_argument("--baseline", type=Path, default=REPO / "models" / "init" / "stage7.pt")
+    p.add_argument("--n", type=int, default=1000, help="chips per judged set")
+    p.add_argument("--oracle-n", type=int, default=3000, help="chips the oracle is fitted on")
+    p.add_argument("--framing-n", type=int, default=300)
+    p.add_argument("--adapt-n", type=int, default=2000, help="unlabelled chips for AdaBN")
+    p.add_argument("--labels", type=int, nargs="+", default=[50, 200, 1000])
+    p.add_argument("--out", type=Path, default=REPO / "models" / "eval" / "metrics.json")
+    a = p.parse_args()
+    for f in (a.model, a.baseline):
+        if not f.is_file():
+            sys.exit(f"evaluate_model: {f} not found")
+    t0 = time.time()
+    spec = load_model(a.model).spec
+    cfgs = configs()
+    res: dict[str, Any] = {"model": str(a.model.relative_to(REPO) if a.model.is_relative_to(
+        REPO) else a.model), "baseline": str(a.baseline.name), "n": a.n, "sets": {},
+        "held_out_families": HELD_OUT}
+    with mp.get_context("spawn").Pool(2) as pool:
+        sets = {k: render_set(c, 2, a.n, spec, pool) for k, c in cfgs.items()}
+        cuts = {k: framing_sets(cfgs[k], spec, pool, a.framing_n)
+                for k in ("in_family", "held_out")}
+        print(f"rendered {3 * a.n} judged chips and {4 * a.framing_n} cuts in "
+              f"{time.time() - t0:.0f} s", flush=True)
+        for name, path in (("model", a.model), ("baseline", a.baseline)):
+            net = load_model(path).net
+            res["sets"][name] = {
+                k: {"with_geometry": scores(d, run(net, d, True)),
+                    "without_geometry": scores(d, run(net, d, False))} for k, d in sets.items()}
+            res.setdefault("framing", {})[name] = framing(net, cuts["in_family"],
+                                                          name == "model")
+            res["framing"][name + "_held_out"] = framing(net, cuts["held_out"], name == "model")
+        print(f"scored in {time.time() - t0:.0f} s", flush=True)
+        unl = render_set(cfgs["held_out"], 3, a.adapt_n, spec, pool)
+        lab = render_set(cfgs["held_out"], 4, max(a.labels), spec, pool)
+    res["adaptation"] = adaptation(a.model, sets["held_out"], unl, lab, tuple(a.labels))
+    print(f"adapted in {time.time() - t0:.0f} s", flush=True)
+    with tempfile.TemporaryDirectory() as td:
+        tr = write_dataset(cfgs["in_family"], Path(td) / "oracle", a.oracle_n, 40, workers=2,
+                           progress=False)
+        ev = write_dataset(cfgs["in_family"], Path(td) / "eval", a.n, 2, workers=2,
+                           progress=False)
+        res["oracle"] = {"without_geometry": oracle_bound(tr / "labels.csv", ev / "labels.csv"),
+                         "with_geometry": oracle_bound(tr / "labels.csv", ev / "labels.csv",
+                                                       geometry=True)}
+    res["oracle_n"] = a.oracle_n
+    res["seconds"] = round(time.time() - t0)
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(res, indent=2) + "\n")
+    report(res)
+
+
+def report(res: dict[str, Any]) -> None:
+    """Print the card's tables."""
+    bands = ["all"] + [f"{lo:g}-{hi:g}" for lo, hi in GSD_BANDS]
+    print(f"\n{'set / model / geometry':<42}" + "".join(f"{b:>10}" for b in bands)
+          + f"{'AUROC':>8}{'laden%':>8}{'FB MAE':>8}")
+    for model, sets in res["sets"].items():
+        for k, modes in sets.items():
+            for mode, s in modes.items():
+                accs = "".join(f"{s['accuracy'].get(b, math.nan):>10.3f}" for b in bands)
+                print(f"{k + ' / ' + model + ' / ' + mode:<42}{accs}{s['auroc']:>8.3f}"
+                      f"{s['laden_share']:>8.2f}{s['freeboard_mae_m']['all']:>8.2f}")
+    for k, o in res["oracle"].items():
+        print(f"oracle {k}: " + ", ".join(f"{b} {v:.3f}" for b, v in o["accuracy"].items()))
+    print("framing:", json.dumps(res["framing"]))
+    ad = res["adaptation"]
+    print(f"adaptation (held-out families): before {ad['before']['accuracy']['all']:.3f}, "
+          f"AdaBN {ad['adabn']['accuracy']['all']:.3f}, labels " + ", ".join(
+              f"{n}: {s['accuracy']['all']:.3f}" for n, s in ad["labels"].items())
+          + f"; AdaBN closes {ad['gap_closed_by_adabn']} of the gap")
+
+
+if __name__ == "__main__":
+    main()

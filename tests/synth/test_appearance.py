@@ -1,0 +1,73 @@
+"""Appearance families: valid config, every family drawn, geometry untouched, preview."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from shipload.synth import SynthConfig, render, sample_scene
+from shipload.synth.appearance import FAMILIES, HELD_OUT, in_family
+from shipload.synth.params import AppearanceConfig
+from shipload.synth.preview import contact_sheet
+from shipload.synth.writer import read_manifest, write_dataset
+from tests.conftest import tiny_config
+
+
+def _cfg(**families: tuple[str, ...]) -> SynthConfig:
+    return dataclasses.replace(tiny_config(), appearance=AppearanceConfig(randomize=True,
+                                                                          **families))
+
+
+def test_unknown_family_or_axis_is_refused() -> None:
+    with pytest.raises(ValueError, match="appearance.paint"):
+        AppearanceConfig(paint=("neon",))
+    with pytest.raises(ValueError, match="empty list"):
+        AppearanceConfig(water=())
+
+
+def test_training_families_exclude_the_held_out_ones() -> None:
+    fam = in_family()
+    for axis, held in HELD_OUT.items():
+        assert held not in fam[axis] and set(fam[axis]) | {held} == set(FAMILIES[axis])
+
+
+def test_every_allowed_family_is_drawn_and_no_other() -> None:
+    cfg = _cfg(**{a: f for a, f in in_family().items()})
+    seen: dict[str, set[str]] = {a: set() for a in FAMILIES}
+    for i in range(200):
+        look = sample_scene(cfg, 1, i).look
+        assert look is not None
+        for a, f in look.families.items():
+            seen[a].add(f)
+    assert seen == {a: set(f) for a, f in in_family().items()}
+
+
+def test_appearance_never_moves_the_geometry() -> None:
+    """The visible parts (shadow, hull side, band, deck) cover the same pixels whatever the look:
+    appearance changes colours and tones, never a polygon. (Clutter may move: a neighbour's
+    place is drawn after the water, whose generator the water families replace.)"""
+    base = dataclasses.replace(SynthConfig(), sensor=dataclasses.replace(
+        SynthConfig().sensor, max_chip_px=160))
+    wild = dataclasses.replace(base, appearance=AppearanceConfig(randomize=True))
+    for i in range(6):
+        a = dataclasses.replace(sample_scene(base, 8, i), neighbour=False)
+        b = dataclasses.replace(sample_scene(wild, 8, i), neighbour=False)
+        assert b.look is not None and a.look is None
+        assert dataclasses.replace(b, look=None) == a  # the same scene draws
+        la, lb = render(a, layers=True).layers, render(b, layers=True).layers
+        for part in ("shadow", "hull_side", "band", "deck"):
+            np.testing.assert_array_equal(la[part], lb[part])
+        assert render(a).cues == render(b).cues
+
+
+def test_looks_differ_and_are_recorded(tmp_path: Path) -> None:
+    out = write_dataset(_cfg(), tmp_path / "wild", 12, seed=2, workers=1, progress=False)
+    rows = read_manifest(out)
+    assert all("paint=" in r["look"] and "water=" in r["look"] for r in rows)
+    means = [render(sample_scene(_cfg(), 2, i)).rgb.mean(axis=(0, 1)) for i in range(6)]
+    assert np.ptp(np.array(means), axis=0).max() > 0.1  # wide spread of overall colour
+    sheet = contact_sheet(out, tmp_path / "preview.png", n=12)
+    assert sheet.is_file() and sheet.stat().st_size > 10_000

@@ -1,0 +1,101 @@
+"""``shipload adapt``: it changes the model, it is checked and self-describing, and bad input
+is refused with no output written."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from shipload.adapt import run_adapt
+from shipload.errors import DataError, UsageError
+from shipload.export import export_onnx
+from shipload.inference import Predictor
+from shipload.runtime import read_metadata, sha256_file
+
+
+@pytest.fixture(scope="module")
+def base(smoke_ckpt: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("adapt") / "base.onnx"
+    export_onnx(smoke_ckpt, out, weights_out=out.with_suffix(".pt"))
+    return out
+
+
+def _probs(model: Path, chips: list[str]) -> np.ndarray:
+    rows = [r for b in Predictor(model).predict(chips) for r in b]
+    return np.array([r["p_laden"] for r in rows], float)
+
+
+def _labels(synth_set: Path, out: Path, n: int, only: str | None = None) -> Path:
+    with open(synth_set / "labels.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if only is None or r["label"] == only][:n]
+    with open(out, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "label", "load_fraction"])
+        for r in rows:
+            w.writerow([str(synth_set / r["path"]), r["label"], r["load_fraction"]])
+    return out
+
+
+def test_unlabelled_adaptation_changes_the_model(base: Path, synth_set: Path,
+                                                 tmp_path: Path) -> None:
+    out = tmp_path / "adapted.onnx"
+    rep = run_adapt([str(synth_set / "images")], out, model=base)
+    meta = read_metadata(out)
+    assert meta["adapt_method"] == "adabn" and meta["adapt_chips"] == "48"
+    assert meta["adapted_from_sha256"] == sha256_file(base)
+    assert len(meta["adapt_chips_sha256"]) == 64 and rep["max_abs_diff"] < 1e-4
+    chips = sorted(str(p) for p in (synth_set / "images").iterdir())[:16]
+    assert np.abs(_probs(out, chips) - _probs(base, chips)).max() > 1e-3  # it really moved
+    # The same inputs give the same file digest of the chips (deterministic provenance).
+    run_adapt([str(synth_set / "images")], tmp_path / "again.onnx", model=base)
+    assert read_metadata(tmp_path / "again.onnx")["adapt_chips_sha256"] == meta[
+        "adapt_chips_sha256"]
+
+
+def test_labelled_adaptation_fine_tunes(base: Path, synth_set: Path, tmp_path: Path) -> None:
+    labels = _labels(synth_set, tmp_path / "labels.csv", 30)
+    out = tmp_path / "ft.onnx"
+    run_adapt([str(synth_set / "images")], out, model=base, labels=labels, epochs=2)
+    meta = read_metadata(out)
+    assert "fine-tune 2 epochs on 30 labels" in meta["adapt_method"]
+    assert "temperature kept" in meta["adapt_method"]  # 30 labels: too few to refit it
+    assert meta["adapt_labels"] == "30" and out.with_suffix(".pt").is_file()
+
+
+def test_bad_input_is_refused_and_nothing_is_written(base: Path, synth_set: Path,
+                                                     tmp_path: Path) -> None:
+    out = tmp_path / "x.onnx"
+    images = sorted((synth_set / "images").iterdir())
+    few = tmp_path / "few"
+    few.mkdir()
+    for p in images[:5]:
+        shutil.copy(p, few)
+    with pytest.raises(DataError, match="at least 16"):
+        run_adapt([str(few)], out, model=base)
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    for i in range(20):
+        (junk / f"{i}.png").write_bytes(b"not a png")
+    with pytest.raises(DataError, match="no readable chips"):
+        run_adapt([str(junk)], out, model=base)
+    other = tmp_path / "other.csv"
+    other.write_text("path,label\n/elsewhere/chip.png,laden\n" * 10)
+    with pytest.raises(DataError, match="not among the CHIPS"):
+        run_adapt([str(synth_set / "images")], out, model=base, labels=other)
+    one = _labels(synth_set, tmp_path / "one.csv", 12, only="laden")
+    with pytest.raises(DataError, match="every label is 'laden'"):
+        run_adapt([str(synth_set / "images")], out, model=base, labels=one)
+    lonely = tmp_path / "lonely.onnx"
+    shutil.copy(base, lonely)  # no .pt beside it
+    with pytest.raises(UsageError, match="PyTorch weights"):
+        run_adapt([str(synth_set / "images")], out, model=lonely)
+    with pytest.raises(UsageError, match="must differ"):
+        run_adapt([str(synth_set / "images")], base, model=base, overwrite=True)
+    assert not out.exists() and not out.with_suffix(".pt").exists()
+    out.write_text("x")
+    with pytest.raises(UsageError, match="exists"):
+        run_adapt([str(synth_set / "images")], out, model=base)
