@@ -198,7 +198,23 @@ def main() -> None:
     res["seconds"] = round(time.time() - t0)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(res, indent=2) + "\n")
+    (a.out.parent / "headline.json").write_text(json.dumps(headline(res), indent=2) + "\n")
     report(res)
+
+
+def headline(res: dict[str, Any]) -> dict[str, Any]:
+    """The few figures the ONNX metadata carries (``shipload export --metrics``)."""
+    s = res["sets"]["model"]
+    return {
+        "judged_on": f"{res['n']} rendered chips per set, seed 2 (scripts/evaluate_model.py)",
+        "accuracy_in_family": s["in_family"]["with_geometry"]["accuracy"]["all"],
+        "accuracy_held_out_families": s["held_out"]["with_geometry"]["accuracy"]["all"],
+        "accuracy_held_out_families_no_geometry":
+            s["held_out"]["without_geometry"]["accuracy"]["all"],
+        "accuracy_base_renderer": s["base"]["with_geometry"]["accuracy"]["all"],
+        "auroc_held_out_families": s["held_out"]["with_geometry"]["auroc"],
+        "freeboard_mae_m_in_family": s["in_family"]["with_geometry"]["freeboard_mae_m"]["all"],
+    }
 
 
 def report(res: dict[str, Any]) -> None:

@@ -109,8 +109,24 @@ def framing_table(m: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def training_table(log: Path) -> str:
+    """Per-epoch validation figures from the training run's CSV log (copied into the repo)."""
+    import csv
+
+    if not log.is_file():
+        return ""
+    rows = [r for r in csv.DictReader(open(log, newline="")) if r.get("val_acc")]
+    lines = ["| epoch | val accuracy | val AUROC | val freeboard MAE (m) | val load MAE |",
+             "|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['epoch']} | {float(r['val_acc']):.3f} | {float(r['val_auroc']):.3f} | "
+                     f"{float(r['val_freeboard_mae_m']):.2f} | {float(r['val_load_mae']):.3f} |")
+    return ("Validation during training (1,024 in-family chips of another seed, half of them "
+            f"without geometry; `{log.relative_to(REPO).as_posix()}`):\n\n" + "\n".join(lines))
+
+
 def card(m: dict[str, Any], meta: dict[str, str], files: dict[str, str], bench: str,
-         notes: str) -> str:
+         notes: str, training: str = "") -> str:
     """The model card's markdown."""
     sha = "\n".join(f"- `{k}`: sha256 `{v}`" for k, v in files.items())
     rec = json.loads(meta.get("recipe", "{}"))
@@ -136,6 +152,8 @@ graph.
 {recipe}
 
 {notes}
+
+{training}
 
 ## How it is judged
 
@@ -213,7 +231,8 @@ def main() -> None:
     if bench:
         bench = "```\n" + bench.strip() + "\n```"
     notes = a.notes.read_text() if a.notes.is_file() else ""
-    a.out.write_text(card(m, read_metadata(a.model), files, bench, notes))
+    training = training_table(REPO / "models" / "eval" / "training_log.csv")
+    a.out.write_text(card(m, read_metadata(a.model), files, bench, notes, training))
     print(f"wrote {a.out}")
 
 

@@ -64,3 +64,38 @@ def smoke_onnx(smoke_ckpt: Path) -> Path:
     out = smoke_ckpt.parent / "smoke.onnx"
     export_onnx(smoke_ckpt, out, recipe=None)
     return out
+
+
+def write_rows(path: Path, rows: list[dict[str, object]]) -> Path:
+    """Write dict rows as a CSV (the header from the first row's keys)."""
+    import csv
+
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+def chromium_screenshot(page: Path, shot: Path, width: int, height: int) -> object:
+    """Render a local page in headless Chromium; the screenshot as a BGR array.
+
+    Skips the test where Debian's chromium is not installed (`.ci/run` installs it).
+    """
+    import shutil
+    import subprocess
+
+    import cv2
+
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        pytest.skip("chromium not installed (apt-get install chromium)")
+    subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync",
+                    f"--user-data-dir={shot.parent / 'chromium-profile'}",
+                    f"--window-size={width},{height}", f"--screenshot={shot}", page.as_uri()],
+                   check=True, capture_output=True, timeout=120)
+    img = cv2.imread(str(shot))
+    assert img is not None and img.shape[:2] == (height, width)
+    return img

@@ -21,6 +21,7 @@ from PIL import Image
 from shipload.batch import collect_inputs, parse_shard, shard
 from shipload.cli import main
 from shipload.errors import UsageError
+from tests.conftest import write_rows
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -164,14 +165,6 @@ def test_kill_and_resume_every_input_once(fmt: str, tmp_path: Path, smoke_onnx: 
     assert meta["resumed_rows"] > 0 and meta["predicted"] < 600
 
 
-def _manifest(path: Path, rows: list[dict[str, object]]) -> Path:
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    return path
-
-
 def test_geometry_sources_precedence_and_passthrough(synth_set: Path, smoke_onnx: Path,
                                                      tmp_path: Path) -> None:
     """Manifest row > sidecar JSON > flags, field by field; other columns pass through; bad
@@ -187,7 +180,7 @@ def test_geometry_sources_precedence_and_passthrough(synth_set: Path, smoke_onnx
          "sensor_azimuth_deg": 200}))
     (d / n[1]).with_suffix(".json").write_text(json.dumps({"sun_elevation_deg": 40}))
     (d / n[3]).with_suffix(".json").write_text("{broken")
-    man = _manifest(d / "m.csv", [
+    man = write_rows(d / "m.csv", [
         {"path": n[0], "gsd_m": "", "off_nadir_deg": "", "vessel_id": "A", "acquired_utc": "t0"},
         {"path": n[1], "gsd_m": 0.7, "off_nadir_deg": "", "vessel_id": "B", "acquired_utc": "t1"},
         {"path": n[2], "gsd_m": "x", "off_nadir_deg": "", "vessel_id": "C", "acquired_utc": ""},

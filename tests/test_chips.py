@@ -18,6 +18,7 @@ from rasterio.warp import transform as warp
 from shipload.chips import cut_chips, up_rotation_deg
 from shipload.errors import UsageError
 from shipload.vendor import parse_maxar_imd, read_metadata_file
+from tests.conftest import write_rows
 
 GEO = {"gsd_m": 0.5, "sun_elevation_deg": 35.0, "sun_azimuth_deg": 150.0,
        "off_nadir_deg": 12.0, "sensor_azimuth_deg": 300.0, "acquired_utc": "2024-03-02T02:00Z"}
@@ -36,12 +37,7 @@ def _scene(path: Path, crs: str, origin: tuple[float, float], res: float, size: 
     return path
 
 
-def _ships(path: Path, rows: list[dict[str, object]]) -> Path:
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    return path
+_ships = write_rows
 
 
 def _read(manifest: Path) -> list[dict[str, str]]:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
-import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -13,6 +11,7 @@ import numpy as np
 import pytest
 
 from shipload.evaluate import accuracy, auroc, bootstrap_ci, brier, confusion, ece, evaluate, f1
+from tests.conftest import chromium_screenshot
 
 Y = np.array([0, 0, 1, 1, 1, 0])
 P = np.array([0.1, 0.6, 0.8, 0.4, 0.9, 0.3])
@@ -105,22 +104,9 @@ def test_bad_inputs(tmp_path: Path, synth_set: Path) -> None:
 
 @pytest.mark.slow
 def test_report_renders_in_headless_chromium(tmp_path: Path, synth_set: Path) -> None:
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    if exe is None:
-        pytest.skip("chromium not installed (apt-get install chromium)")
     preds, labels = _fixture(tmp_path, synth_set)
     evaluate(preds, labels, tmp_path / "rep")
-    shot = tmp_path / "shot.png"
-    subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                    "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync",
-                    f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,1600",
-                    f"--screenshot={shot}", (tmp_path / "rep" / "index.html").as_uri()],
-                   check=True, capture_output=True, timeout=120)
-    import cv2
-
-    img = cv2.imread(str(shot))
-    assert img is not None and img.shape[:2] == (1600, 1200)
+    img = chromium_screenshot(tmp_path / "rep" / "index.html", tmp_path / "shot.png", 1200, 1600)
     # A rendered page has text and plots: not a blank white screen.
     assert (img < 200).mean() > 0.02 and img.std() > 20
 
@@ -143,3 +129,27 @@ def test_bootstrap_interval_holds_the_estimate_of_a_biased_metric() -> None:
     # for an unbiased metric it stays the usual interval around the estimate
     lo, hi = bootstrap_ci(y, p, accuracy)
     assert lo < accuracy(y, p) < hi and hi - lo < 0.06
+
+
+def test_join_survives_moved_chips(tmp_path: Path, synth_set: Path) -> None:
+    """Chips copied elsewhere still match their labels: by the path under the labels' folder,
+    or by a unique file name."""
+    import csv as _csv
+
+    moved = tmp_path / "copy" / "images"
+    moved.mkdir(parents=True)
+    names = sorted(p.name for p in (synth_set / "images").iterdir())[:6]
+    for n in names:
+        (moved / n).write_bytes((synth_set / "images" / n).read_bytes())
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    (flat / names[5]).write_bytes((synth_set / "images" / names[5]).read_bytes())
+    preds = tmp_path / "p.csv"
+    with open(preds, "w", newline="") as f:
+        w = _csv.writer(f)
+        w.writerow(["path", "label", "p_laden", "load_fraction", "status", "error"])
+        for n in names[:5]:
+            w.writerow([str(moved / n), "laden", 0.9, 0.9, "ok", ""])
+        w.writerow([str(flat / names[5]), "laden", 0.9, 0.9, "ok", ""])  # by name alone
+    m = evaluate(preds, synth_set, tmp_path / "rep")
+    assert m["join"]["matched"] == 6 and m["join"]["unmatched_predictions"] == 0

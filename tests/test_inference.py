@@ -106,3 +106,39 @@ def test_prefetch_keeps_order_and_bounds_the_work_in_flight() -> None:
             yielded.append(item.index)
     assert yielded == list(range(200))
     assert peak <= 9  # depth in flight, plus the one being submitted
+
+
+def test_installed_package_finds_its_model(tmp_path: Path) -> None:
+    """`pip install .` (not editable), run from another folder: predict finds the default
+    model inside the installed package. Dependencies come from this environment."""
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    wheels = tmp_path / "wheels"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                    "-q", "-w", str(wheels), str(repo)], check=True, cwd=tmp_path)
+    whl = next(wheels.glob("shipload-*.whl"))
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target",
+                    str(site), str(whl)], check=True, cwd=tmp_path)
+    assert (site / "shipload" / "_models" / "shipload.onnx").is_file()
+    chips = tmp_path / "some_chips"
+    chips.mkdir()
+    from shipload.synth.writer import write_dataset
+    from tests.conftest import tiny_config
+
+    write_dataset(tiny_config(), chips / "set", 4, seed=1, workers=1, progress=False)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}
+    r = subprocess.run([sys.executable, "-c", "import sys, shipload.cli as c; "
+                        "print(c.__file__); sys.exit(c.main(sys.argv[1:]))", "predict",
+                        str(chips), "--output", "x.csv", "--quiet"],
+                       cwd=elsewhere, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(str(site))  # the installed copy ran, not the checkout
+    rows = (elsewhere / "x.csv").read_text().splitlines()
+    assert len(rows) == 5 and rows[1].count(",ok,") == 1
+    meta = (elsewhere / "x.csv.meta.json").read_text()
+    assert str(site / "shipload" / "_models" / "shipload.onnx") in meta

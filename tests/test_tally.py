@@ -10,6 +10,7 @@ import pytest
 
 from shipload.errors import DataError, UsageError
 from shipload.tally import parse_time, run_tally
+from tests.conftest import chromium_screenshot
 
 PRED_COLS = ["path", "label", "p_laden", "load_fraction", "status", "vessel_id", "acquired_utc"]
 
@@ -122,3 +123,19 @@ def test_unseen_vessels_allowed_on_request_and_other_errors(tmp_path: Path) -> N
         run_tally(nocol, calls, tmp_path / "o3")
     with pytest.raises(UsageError, match="no such file"):
         run_tally(tmp_path / "missing.csv", calls, tmp_path / "o4")
+
+
+@pytest.mark.slow
+def test_tally_page_renders_in_headless_chromium(tmp_path: Path, synth_set: Path) -> None:
+    preds, calls = _files(tmp_path)
+    # Point the sightings at real chips so the timelines carry thumbnails.
+    chips = sorted((synth_set / "images").iterdir())
+    text = preds.read_text()
+    for name, chip in zip("abcdefg", chips):
+        text = text.replace(f"{name}.tif", str(chip))
+    preds.write_text(text)
+    run_tally(preds, calls, tmp_path / "out")
+    page = tmp_path / "out" / "index.html"
+    assert page.read_text().count("data:image/png;base64,") == 6  # sightings in the windows
+    img = chromium_screenshot(page, tmp_path / "shot.png", 1100, 1200)
+    assert (img < 200).mean() > 0.02 and img.std() > 20  # text, bars and chips, not blank

@@ -184,11 +184,11 @@ def run_adapt(chips: list[str], output: str | Path, model: str | Path | None = N
 
     from shipload.batch import collect_inputs
     from shipload.export import LoadedModel, export_loaded, load_model
-    from shipload.inference import DEFAULT_MODEL
+    from shipload.inference import default_model
     from shipload.model.task import fit_temperature
     from shipload.runtime import read_metadata, sha256_file
 
-    base = Path(model) if model else DEFAULT_MODEL
+    base = Path(model) if model else default_model()
     out = Path(output)
     if out.exists() and not overwrite:
         raise UsageError(f"{out} exists; pass --overwrite or choose another --output")

@@ -102,7 +102,10 @@ def _evaluate(a: argparse.Namespace) -> int:
     if j["unmatched_predictions"] or j["unmatched_labels"] or j["duplicate_predictions"]:
         print(f"join: {j['unmatched_predictions']} predictions without label, "
               f"{j['unmatched_labels']} labels without prediction, "
-              f"{j['duplicate_predictions']} duplicates (see metrics.json)", file=sys.stderr)
+              f"{j['duplicate_predictions']} duplicates (all in metrics.json)", file=sys.stderr)
+        for k, v in j["examples"].items():
+            if v:
+                print(f"  {k.replace('_', ' ')}, e.g.: {', '.join(v[:3])}", file=sys.stderr)
     return 0
 
 

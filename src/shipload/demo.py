@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import sys
 from pathlib import Path
 
+from shipload.contract import GEOMETRY_FIELDS
 from shipload.errors import UsageError
 
 
@@ -22,8 +24,16 @@ def run_demo(out: str | Path = "demo_out", n: int = 300, seed: int = 2024,
     print(f"[1/3] rendering {n} held-out chips (seed {seed}) into {chips}")
     write_dataset(SynthConfig(), chips, n, seed, workers=workers, overwrite=True, progress=False)
     contact_sheet(chips, out / "preview.png")
-    print(f"[2/3] shipload predict {chips} --output {out / 'predictions.csv'}")
-    s = run_predict([str(chips / "images")], out / "predictions.csv", model=model,
+    # What an analyst's manifest would hold: each chip's acquisition geometry, no heading
+    # (the hull axis is estimated from the image, as in the model card).
+    manifest = chips / "geometry.csv"
+    with open(chips / "labels.csv", newline="") as f, open(manifest, "w", newline="") as g:
+        cols = ["path", *GEOMETRY_FIELDS]
+        w = csv.DictWriter(g, fieldnames=cols, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(csv.DictReader(f))
+    print(f"[2/3] shipload predict {manifest} --output {out / 'predictions.csv'}")
+    s = run_predict([str(manifest)], out / "predictions.csv", model=model,
                     overwrite=True, quiet=True)
     print(f"[3/3] shipload evaluate → {out / 'report'}")
     m = evaluate(out / "predictions.csv", chips, out / "report", abstain=(0.35, 0.65))

@@ -168,35 +168,65 @@ class Joined:
 
 
 def join(preds: list[dict[str, Any]], labels: str | Path, base: Path | None = None) -> Joined:
-    """Join predictions to labels on the resolved path; report what does not match."""
+    """Join predictions to labels; report what does not match.
+
+    A prediction matches a label by its resolved path; else by the label's path relative to
+    the labels' root (``images/0001.png``) as the end of the prediction's path, so chips that
+    were copied or moved still match; else by file name when that name is unique on both
+    sides.
+    """
     from shipload.data.datasets import read_image_folder, read_manifest
 
     lp = Path(labels)
     if lp.suffix == ".csv":
-        recs = read_manifest(lp, check_files=False)
+        recs, root = read_manifest(lp, check_files=False), lp.parent
     elif (lp / "labels.csv").is_file():
-        recs = read_manifest(lp / "labels.csv", check_files=False)
+        recs, root = read_manifest(lp / "labels.csv", check_files=False), lp
     elif lp.is_dir():
-        recs = read_image_folder(lp)
+        recs, root = read_image_folder(lp), lp
     else:
         raise UsageError(f"labels not found: {lp}; give a manifest CSV or an ImageFolder root")
+    root = root.resolve()
     by_path = {str(r.path.resolve()): r for r in recs}
+    by_rel = {r.path.resolve().relative_to(root).as_posix(): k for k, r in by_path.items()
+              if r.path.resolve().is_relative_to(root)}
+    names: dict[str, list[str]] = {}
+    for k in by_path:
+        names.setdefault(Path(k).name, []).append(k)
+    pred_names: dict[str, int] = {}
+    for row in preds:
+        n = Path(str(row["path"])).name
+        pred_names[n] = pred_names.get(n, 0) + 1
+
+    def label_key(p: Path) -> str | None:
+        key = str(p)
+        if key in by_path:
+            return key
+        parts = p.parts
+        for k in range(len(parts) - 1, 0, -1):  # the longest matching tail first
+            hit = by_rel.get("/".join(parts[-k:]))
+            if hit:
+                return hit
+        same = names.get(p.name, [])
+        return same[0] if len(same) == 1 and pred_names.get(p.name) == 1 else None
+
     seen: dict[str, dict[str, Any]] = {}
     dups: list[str] = []
     errors: list[dict[str, Any]] = []
+    unmatched_p: list[str] = []
     base = base or Path.cwd()
     for row in preds:
-        key = str((base / str(row["path"])).resolve())
+        key = label_key((base / str(row["path"])).resolve())
+        if key is None:
+            unmatched_p.append(str(row["path"]))
+            continue
         if key in seen:
             dups.append(str(row["path"]))
             continue
         seen[key] = row
-    rows, unmatched_p = [], []
+    rows = []
     for key, row in seen.items():
-        r = by_path.get(key)
-        if r is None:
-            unmatched_p.append(str(row["path"]))
-            continue
+        r = by_path[key]
         if row.get("status", "ok") != "ok":
             errors.append(row)
             continue
@@ -214,7 +244,11 @@ def join(preds: list[dict[str, Any]], labels: str | Path, base: Path | None = No
 def compute_metrics(j: Joined, abstain: tuple[float, float] | None = None) -> dict[str, Any]:
     """metrics.json content: overall, per band of each condition, abstention, join report."""
     if not j.rows:
-        raise DataError("no prediction matched a label; check that both name the same files")
+        ex_p = ", ".join(j.unmatched_predictions[:3]) or "none"
+        ex_l = ", ".join(j.unmatched_labels[:3]) or "none"
+        raise DataError("no prediction matched a label (by path, by the path under the labels' "
+                        "folder, or by a unique file name); check that both name the same "
+                        f"files. Predictions, e.g.: {ex_p}. Labels, e.g.: {ex_l}")
     y = np.array([r["y"] for r in j.rows])
     p = np.array([r["p"] for r in j.rows])
     lt = np.array([r["lf_true"] for r in j.rows])

@@ -392,7 +392,8 @@ def convert_fp16(fp32: str | Path, output: str | Path, atol: float = 2e-3) -> di
 
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         raise ExportError("--fp16 needs onnxruntime's CUDA provider to check parity; run the "
-                          "export on a GPU machine (pip install '.[cuda]')")
+                          "export on a GPU machine (onnxruntime-gpu: pip install '.[gpu]' in "
+                          "place of '.[cpu]')")
     meta = read_metadata(fp32)
     spec = InputSpec.from_mapping(meta)
     model = convert_float_to_float16(onnx.load(str(fp32)), keep_io_types=True)

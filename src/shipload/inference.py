@@ -24,7 +24,7 @@ from shipload.contract import ONNX_INPUTS, ONNX_OUTPUTS
 from shipload.data.io import ChipError, is_tiff, read_bytes, read_chip
 from shipload.errors import UsageError
 from shipload.geo import centre_lonlat
-from shipload.runtime import make_session, read_metadata
+from shipload.runtime import import_onnxruntime, make_session, read_metadata
 from shipload.view import (
     GEO_DIM,
     GeometryError,
@@ -38,7 +38,25 @@ from shipload.view import (
 )
 
 Device = Literal["auto", "cpu", "cuda"]
-DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "shipload.onnx"
+
+
+def default_model() -> Path:
+    """The model ``predict`` and ``adapt`` use without ``--model``.
+
+    In order: ``$SHIPLOAD_MODEL``; the copy installed with the package (``pip install .``
+    puts ``models/shipload.onnx`` into ``shipload/_models/``); the source checkout's
+    ``models/shipload.onnx``.
+    """
+    env = os.environ.get("SHIPLOAD_MODEL")
+    if env:
+        return Path(env)
+    packaged = Path(__file__).resolve().parent / "_models" / "shipload.onnx"
+    if packaged.is_file():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "models" / "shipload.onnx"
+
+
+DEFAULT_MODEL = default_model()
 
 
 @dataclass
@@ -171,9 +189,7 @@ class Predictor:
 
     def __init__(self, model: str | Path | None = None, device: Device = "auto",
                  threads: int | None = None) -> None:
-        import onnxruntime as ort
-
-        path = Path(model) if model else DEFAULT_MODEL
+        path = Path(model) if model else default_model()
         if not path.is_file():
             raise UsageError(f"model not found: {path}; pass --model PATH.onnx (the shipped "
                              "model is models/shipload.onnx)")
@@ -186,14 +202,15 @@ class Predictor:
         self.path = path
         self.spec = InputSpec.from_mapping(self.meta)
         self.classes = tuple(json.loads(self.meta.get("classes", json.dumps(list(CLASSES)))))
-        available = ort.get_available_providers()
+        available = import_onnxruntime().get_available_providers()
         want: list[str]
         if device == "cpu":
             want = ["CPUExecutionProvider"]
         elif device == "cuda":
             if "CUDAExecutionProvider" not in available:
-                raise UsageError("--device cuda: this onnxruntime has no CUDA provider; install "
-                                 "onnxruntime-gpu (pip install '.[cuda]') or use --device cpu")
+                raise UsageError("--device cuda: this onnxruntime has no CUDA provider; replace "
+                                 "it with onnxruntime-gpu (pip uninstall onnxruntime; pip "
+                                 "install '.[gpu]') or use --device cpu")
             want = ["CUDAExecutionProvider", "CPUExecutionProvider"]
         else:
             want = ([p for p in ("CUDAExecutionProvider",) if p in available]

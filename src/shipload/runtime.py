@@ -28,6 +28,18 @@ def read_metadata(model_path: str | Path) -> dict[str, str]:
     return {p.key: p.value for p in m.metadata_props}
 
 
+def import_onnxruntime() -> Any:
+    """onnxruntime, or a clear error naming the extras that install it."""
+    try:
+        import onnxruntime
+    except ImportError:
+        from shipload.errors import UsageError
+
+        raise UsageError("onnxruntime is not installed: pip install 'shipload[cpu]' (CPU) or "
+                         "'shipload[gpu]' (CUDA), not both") from None
+    return onnxruntime
+
+
 def make_session(path: str | Path, providers: list[str] | None = None,
                  threads: int | None = None) -> Any:
     """An onnxruntime session with full graph optimisation and quiet logs.
@@ -38,8 +50,7 @@ def make_session(path: str | Path, providers: list[str] | None = None,
             to the CPU when CUDA cannot load: callers check ``session.get_providers()``.
         threads: intra-op threads (default: every core).
     """
-    import onnxruntime as ort
-
+    ort = import_onnxruntime()
     so = ort.SessionOptions()
     so.log_severity_level = 3
     so.intra_op_num_threads = threads or (os.cpu_count() or 1)
