@@ -51,6 +51,25 @@ def configs() -> dict[str, SynthConfig]:
             "base": load_yaml(SynthConfig, REPO / "configs" / "synth.yaml")}
 
 
+def per_axis_configs(train: SynthConfig) -> dict[str, SynthConfig]:
+    """One held-out family at a time, the other axes from the training families."""
+    return {f"held_out_{a}": dataclasses.replace(train, appearance=dataclasses.replace(
+        train.appearance, **{a: (f,)})) for a, f in HELD_OUT.items()}
+
+
+def add_per_axis(res: dict[str, Any], model: Path, baseline: Path, n: int) -> None:
+    """Accuracy on sets where a single axis comes from its held-out family (in place)."""
+    spec = load_model(model).spec
+    cfgs = per_axis_configs(configs()["in_family"])
+    with mp.get_context("spawn").Pool(2) as pool:
+        sets = {k: render_set(c, 2, n, spec, pool) for k, c in cfgs.items()}
+    for name, path in (("model", model), ("baseline", baseline)):
+        net = load_model(path).net
+        for k, d in sets.items():
+            res["sets"][name][k] = {"with_geometry": scores(d, run(net, d, True)),
+                                    "without_geometry": scores(d, run(net, d, False))}
+
+
 def _item(args: tuple[SynthConfig, int, int, InputSpec, float, float]) -> tuple[Any, ...]:
     cfg, seed, i, spec, scale, offset = args
     s = sample_scene(cfg, seed, i)
@@ -157,7 +176,15 @@ def main() -> None:
     p.add_argument("--adapt-n", type=int, default=2000, help="unlabelled chips for AdaBN")
     p.add_argument("--labels", type=int, nargs="+", default=[50, 200, 1000])
     p.add_argument("--out", type=Path, default=REPO / "models" / "eval" / "metrics.json")
+    p.add_argument("--per-axis-only", action="store_true",
+                   help="only add the one-held-out-axis-at-a-time sets to an existing --out")
     a = p.parse_args()
+    if a.per_axis_only:
+        res = json.loads(a.out.read_text())
+        add_per_axis(res, a.model, a.baseline, a.n)
+        a.out.write_text(json.dumps(res, indent=2) + "\n")
+        report(res)
+        return
     for f in (a.model, a.baseline):
         if not f.is_file():
             sys.exit(f"evaluate_model: {f} not found")
@@ -194,6 +221,7 @@ def main() -> None:
         res["oracle"] = {"without_geometry": oracle_bound(tr / "labels.csv", ev / "labels.csv"),
                          "with_geometry": oracle_bound(tr / "labels.csv", ev / "labels.csv",
                                                        geometry=True)}
+    add_per_axis(res, a.model, a.baseline, a.n)
     res["oracle_n"] = a.oracle_n
     res["seconds"] = round(time.time() - t0)
     a.out.parent.mkdir(parents=True, exist_ok=True)

@@ -45,7 +45,7 @@ def _export(a: argparse.Namespace) -> int:
 
     metrics = json.loads(Path(a.metrics).read_text()) if a.metrics else None
     rep = export_onnx(a.checkpoint, a.output, opset=a.opset, recipe=a.recipe, metrics=metrics,
-                      parity_data=a.parity_data, weights_out=a.weights, command=a.command,
+                      parity_data=a.parity_data, weights_out=a.weights, command=a.train_command,
                       overwrite=a.overwrite)
     print(f"wrote {rep['path']} ({rep['bytes'] / 1e6:.2f} MB, sha256 {rep['sha256'][:16]}…); "
           f"parity with PyTorch: max |diff| {rep['max_abs_diff']:.1e}")
@@ -170,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("checkpoint", type=Path, help="Lightning .ckpt or shipped .pt")
     e.add_argument("--output", type=Path, required=True, help="the .onnx to write")
     e.add_argument("--overwrite", action="store_true", help="replace an existing --output")
-    e.add_argument("--command", default=None,
+    e.add_argument("--command", dest="train_command", default=None,
                    help="the training command, recorded in the metadata with --recipe")
     e.add_argument("--opset", type=int, default=18)
     e.add_argument("--int8", action="store_true", help="also write OUTPUT.int8.onnx (static QDQ)")

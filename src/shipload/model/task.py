@@ -257,5 +257,5 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
             return loss
 
         opt.step(closure)
-    t = float(log_t.exp())
+    t = float(log_t.detach().exp())
     return float(min(max(t, 0.05), 20.0)) if math.isfinite(t) else 1.0
