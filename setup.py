@@ -18,6 +18,7 @@ class BuildPyWithModels(build_py):
     """``build_py`` that also copies the shipped model files into the package."""
 
     def run(self) -> None:
+        """Build the package as usual, then add the model files."""
         super().run()
         src = Path(__file__).resolve().parent / "models"
         dst = Path(self.build_lib) / "shipload" / "_models"

@@ -109,7 +109,8 @@ def main() -> None:
                                            overwrite=True, quiet=True))
 
         q = root / "q.onnx"
-        quantize_int8(a.model, q, root / "rgb", n_calib=256)
+        # Speed only: the accuracy gate (export's job) is off here.
+        quantize_int8(a.model, q, root / "rgb", n_calib=256, max_accuracy_drop=1.0)
         x, g = stack_views([prepare_view(read_chip(r.path), spec, r.geometry, r.heading_deg)
                             for r in recs[:512]])
 

@@ -162,8 +162,8 @@ graph.
 ## Recipe
 
 `{meta.get('recipe_command', 'python train.py fit --config configs/train.yaml')}`, then
-`make export` (export, judge, int8 when it passes its gate, this card). The ONNX metadata records the configs' sha256 (joint
-`{meta.get('recipe_sha256', '')}`):
+`make export` (export, judge, int8 when it passes its gate, this card). The ONNX metadata
+records the configs' sha256 (joint `{meta.get('recipe_sha256', '')}`):
 
 {recipe}
 

@@ -290,12 +290,16 @@ def export_loaded(m: LoadedModel, output: str | Path, opset: int = 18,
 
 
 class _Calibration:
-    """onnxruntime CalibrationDataReader over prepared views."""
+    """onnxruntime CalibrationDataReader over prepared views.
 
-    def __init__(self, views: tuple[np.ndarray, np.ndarray], batch: int = 16) -> None:
+    Feeds the geometry only if the model takes it, so an image-only release quantises too.
+    """
+
+    def __init__(self, views: tuple[np.ndarray, np.ndarray], batch: int = 16,
+                 geometry: bool = True) -> None:
         x, g = views
         self._it: Iterator[dict[str, np.ndarray]] = (
-            {"image": x[i : i + batch], "geometry": g[i : i + batch]}
+            {"image": x[i : i + batch], **({"geometry": g[i : i + batch]} if geometry else {})}
             for i in range(0, len(x), batch))
 
     def get_next(self) -> dict[str, np.ndarray] | None:
@@ -343,14 +347,16 @@ def quantize_int8(fp32: str | Path, output: str | Path, calibration: str | Path,
                             for r in rs])
 
     calib, held = views_of(recs[:n_calib]), views_of(judged)
-    feeds = {"image": held[0], "geometry": held[1]}
+    two = "geometry" in {i.name for i in _session(fp32).get_inputs()}
+    feeds = {"image": held[0], **({"geometry": held[1]} if two else {})}
     y = np.array([r.label for r in judged])
     out = Path(output)
     with tempfile.TemporaryDirectory(dir=out.parent) as td:
         pre = Path(td) / "pre.onnx"
         quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
         q = Path(td) / "q.onnx"
-        quantize_static(str(pre), str(q), _Calibration(calib), quant_format=QuantFormat.QDQ,
+        quantize_static(str(pre), str(q), _Calibration(calib, geometry=two),
+                        quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QUInt8,
                         weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax)
         import onnx
