@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from shipload.contract import GEOMETRY_FIELDS
+from shipload.contract import GEOMETRY_FIELDS, parse_float
 from shipload.errors import UsageError
 
 AZIMUTHS = ("sun_azimuth_deg", "sensor_azimuth_deg")
@@ -85,11 +85,8 @@ def read_ships(path: str | Path) -> list[Ship]:
 
 
 def _num(v: str | None) -> float | None:
-    try:
-        x = float(v) if v not in (None, "") else None
-    except ValueError:
-        return None
-    return x if x is not None and math.isfinite(x) else None
+    x = parse_float(v)
+    return x if math.isfinite(x) else None
 
 
 def _metres_per_unit(crs: Any, lat: float) -> tuple[float, float]:

@@ -88,3 +88,11 @@ ROW_COLUMNS: dict[str, str] = {
     "freeboard_m": "float64", "geometry_used": "string", "axis_source": "string",
     "status": "string", "error": "string", "lon": "float64", "lat": "float64",
 }
+
+
+def parse_float(v: Any) -> float:
+    """A manifest or row value as a float: blank, missing or not a number is NaN."""
+    try:
+        return float(v) if v not in (None, "") else math.nan
+    except (TypeError, ValueError):
+        return math.nan

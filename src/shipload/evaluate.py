@@ -16,6 +16,7 @@ import numpy as np
 
 from shipload import CLASSES
 from shipload.bands import CONDITION_BANDS, band_masks
+from shipload.contract import parse_float
 from shipload.errors import DataError, UsageError
 
 # ---------------------------------------------------------------- metrics on arrays
@@ -149,13 +150,6 @@ def read_predictions(path: str | Path) -> list[dict[str, Any]]:
         return list(csv.DictReader(f))
 
 
-def _num(v: Any) -> float:
-    try:
-        return float(v) if v not in (None, "") else math.nan
-    except (TypeError, ValueError):
-        return math.nan
-
-
 @dataclass
 class Joined:
     """Predictions matched to labels, and what did not match."""
@@ -230,10 +224,10 @@ def join(preds: list[dict[str, Any]], labels: str | Path, base: Path | None = No
         if row.get("status", "ok") != "ok":
             errors.append(row)
             continue
-        rows.append({"path": key, "y": r.label, "p": _num(row["p_laden"]),
-                     "lf_pred": _num(row.get("load_fraction")), "lf_true": r.load_fraction,
+        rows.append({"path": key, "y": r.label, "p": parse_float(row["p_laden"]),
+                     "lf_pred": parse_float(row.get("load_fraction")), "lf_true": r.load_fraction,
                      "gsd_m": r.gsd_m,
-                     **{k: _num(v) for k, v in r.meta.items() if k in CONDITION_BANDS}})
+                     **{k: parse_float(v) for k, v in r.meta.items() if k in CONDITION_BANDS}})
     unmatched_l = [str(r.path) for k, r in by_path.items() if k not in seen]
     return Joined(rows, unmatched_p, unmatched_l, dups, errors)
 

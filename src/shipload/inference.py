@@ -56,8 +56,6 @@ def default_model() -> Path:
     return Path(__file__).resolve().parents[2] / "models" / "shipload.onnx"
 
 
-DEFAULT_MODEL = default_model()
-
 
 @dataclass
 class Job:

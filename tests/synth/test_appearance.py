@@ -12,7 +12,7 @@ from shipload.synth import SynthConfig, render, sample_scene
 from shipload.synth.appearance import FAMILIES, HELD_OUT, in_family
 from shipload.synth.params import AppearanceConfig
 from shipload.synth.preview import contact_sheet
-from shipload.synth.writer import read_manifest, write_dataset
+from shipload.synth.writer import read_label_rows, write_dataset
 from tests.conftest import tiny_config
 
 
@@ -65,7 +65,7 @@ def test_appearance_never_moves_the_geometry() -> None:
 
 def test_looks_differ_and_are_recorded(tmp_path: Path) -> None:
     out = write_dataset(_cfg(), tmp_path / "wild", 12, seed=2, workers=1, progress=False)
-    rows = read_manifest(out)
+    rows = read_label_rows(out)
     assert all("paint=" in r["look"] and "water=" in r["look"] for r in rows)
     means = [render(sample_scene(_cfg(), 2, i)).rgb.mean(axis=(0, 1)) for i in range(6)]
     assert np.ptp(np.array(means), axis=0).max() > 0.1  # wide spread of overall colour

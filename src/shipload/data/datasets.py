@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import Dataset
 
 from shipload import CLASSES
+from shipload.contract import parse_float
 from shipload.data.io import IMAGE_EXTENSIONS, read_chip
 from shipload.errors import DataError
 from shipload.view import GEO_DIM, GeometryError, View, parse_geometry
@@ -43,13 +44,6 @@ class Record:
     geometry: dict[str, float] = field(default_factory=dict)
     heading_deg: float | None = None
     freeboard_m: float = math.nan
-
-
-def _float(v: str | None) -> float:
-    try:
-        return float(v) if v not in (None, "") else math.nan
-    except ValueError:
-        return math.nan
 
 
 def read_manifest(path: str | Path, check_files: bool = True) -> list[Record]:
@@ -92,9 +86,9 @@ def read_manifest(path: str | Path, check_files: bool = True) -> list[Record]:
             except GeometryError as e:
                 raise DataError(f"{path}:{line}: {e}") from None
             heading = geo.pop("heading_deg", None)
-            records.append(Record(p, CLASSES.index(label), _float(row.get("load_fraction")),
-                                  _float(row.get("gsd_m")), split, meta, geo, heading,
-                                  _float(row.get("freeboard_m"))))
+            records.append(Record(p, CLASSES.index(label), parse_float(row.get("load_fraction")),
+                                  parse_float(row.get("gsd_m")), split, meta, geo, heading,
+                                  parse_float(row.get("freeboard_m"))))
     if not records:
         raise DataError(f"{path}: manifest has no rows")
     return records

@@ -85,8 +85,8 @@ def _read_raster(path: Path, data: bytes, max_pixels: int) -> np.ndarray:
         raise ChipError(f"{path}: refused from its header, too many pixels (MP) for a chip; "
                         f"cut it into chips first ({e})") from e
     except Image.UnidentifiedImageError as e:
-        raise ChipError(f"{path}: not an image PNG, JPEG or TIFF readers recognise (check the "
-                        "file is complete and not another format)") from e
+        raise ChipError(f"{path}: not a readable image: no PNG, JPEG or TIFF reader recognises "
+                        "it (check that the file is complete and is an image)") from e
     except Exception as e:
         # PIL's messages can name the in-memory buffer ("<_io.BytesIO object at 0x...>").
         msg = re.sub(r"<_io\.BytesIO object at 0x[0-9a-f]+>", "the file", str(e))

@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from shipload.synth.writer import read_manifest
+from shipload.synth.writer import read_label_rows
 
 
 def contact_sheet(root: str | Path, out_png: str | Path, n: int = 24, cols: int = 6,
@@ -21,7 +21,7 @@ def contact_sheet(root: str | Path, out_png: str | Path, n: int = 24, cols: int 
         The PNG path.
     """
     root = Path(root)
-    rows = read_manifest(root)
+    rows = read_label_rows(root)
     empty = [r for r in rows if r["label"] == "empty"][: n // 2]
     laden = [r for r in rows if r["label"] == "laden"][: n - len(empty)]
     pick = [r for pair in zip(empty, laden) for r in pair] or rows[:n]

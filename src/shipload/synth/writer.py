@@ -174,7 +174,7 @@ def write_dataset(cfg: SynthConfig, out: str | Path, n: int, seed: int, workers:
     return out
 
 
-def read_manifest(root: str | Path) -> list[dict[str, str]]:
+def read_label_rows(root: str | Path) -> list[dict[str, str]]:
     """Rows of ``root/labels.csv`` as dicts of strings."""
     with open(Path(root) / MANIFEST, newline="") as f:
         return list(csv.DictReader(f))
