@@ -157,7 +157,7 @@ def test_short_real_fit_beats_chance(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_ddp_two_processes_on_cpu(tmp_path: Path) -> None:
     args = smoke_args(tmp_path, "--trainer.strategy=ddp", "--trainer.devices=2",
-                      "--trainer.accelerator=cpu")
+                      "--trainer.accelerator=cpu", "--trainer.use_distributed_sampler=false")
     r = subprocess.run([sys.executable, str(REPO / "train.py"), *args], cwd=REPO,
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]

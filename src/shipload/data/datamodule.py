@@ -183,6 +183,14 @@ class ShiploadDataModule(L.LightningDataModule):
         from shipload.data.stream import EpochSampler, RenderedStream
 
         hp = self.hp
+        trainer = self.trainer
+        if (trainer is not None and trainer.world_size > 1
+                and trainer._accelerator_connector.use_distributed_sampler):
+            # Lightning would wrap the epoch sampler in a DistributedSampler, which neither
+            # passes the epoch on (the same chips every epoch) nor keeps the ranks' shares.
+            raise ValueError("training on the rendered stream with several processes needs "
+                             "trainer.use_distributed_sampler: false (configs/gpu.yaml sets it); "
+                             "each rank then takes every world_size-th chip of the stream")
         cfg = self.synth_cfg()
         # Training and validation (and test) are disjoint streams: other seeds.
         seed = hp.synth_seed + {"train": 0, "val": 1_000_003, "test": 2_000_003}[split]
