@@ -227,8 +227,9 @@ by side in one run):
 
 The image-only stages 1-7 (the last released as `models/init/stage7.pt`, this recipe's starting
 weights) were trained on the base renderer's look only; their card, configs and figures are in
-the repository's history at commit c616f5a (held-out accuracy 0.861 on the base renderer; 0.638
-on the team's independent renderer, which calls 23 % of chips laden against a truth of 50 %).
+the repository's history at commit c616f5a (held-out accuracy 0.861 on the base renderer, as
+measured then; on the team's independent renderer, by the team's own figures quoted in the
+robustness issue, 0.638, calling 23 % of chips laden against a truth of 50 %).
 """
 
 
