@@ -139,3 +139,21 @@ def test_tally_page_renders_in_headless_chromium(tmp_path: Path, synth_set: Path
     assert page.read_text().count("data:image/png;base64,") == 6  # sightings in the windows
     img = chromium_screenshot(page, tmp_path / "shot.png", 1100, 1200)
     assert (img < 200).mean() > 0.02 and img.std() > 20  # text, bars and chips, not blank
+
+
+def test_page_finds_chips_named_relative_to_where_predict_ran(
+        tmp_path: Path, synth_set: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """predict writes the paths it was given: relative to its working folder, not to the
+    predictions file. The page must still find the chips."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "run" / "chips").mkdir(parents=True)
+    chip = sorted((synth_set / "images").iterdir())[0]
+    (tmp_path / "run" / "chips" / chip.name).write_bytes(chip.read_bytes())
+    (tmp_path / "run" / "out").mkdir()
+    preds = _csv(tmp_path / "run" / "out" / "p.csv", PRED_COLS, [
+        [f"run/chips/{chip.name}", "empty", 0.02, 0.1, "ok", "V1", "2024-03-01T02:00:00Z"],
+        [f"run/chips/{chip.name}", "laden", 0.98, 0.9, "ok", "V1", "2024-03-03T02:00:00Z"]])
+    calls = _csv(tmp_path / "calls.csv", CALLS, [
+        ["c1", "V1", "P", "2024-03-01T06:00:00Z", "2024-03-02T20:00:00Z", 1000, ""]])
+    run_tally(preds, calls, tmp_path / "tally")
+    assert (tmp_path / "tally" / "index.html").read_text().count("data:image/png") == 2

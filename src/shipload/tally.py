@@ -282,7 +282,10 @@ def _thumb(path: str, root: Path) -> str:
 
     from shipload.data.io import read_chip
 
-    p = Path(path) if Path(path).is_absolute() else root / path
+    # predict writes paths as it was given them: relative to where it ran, or absolute.
+    p = Path(path)
+    if not p.is_absolute() and not p.is_file():
+        p = root / path
     try:
         img = read_chip(p)
     except Exception:
