@@ -96,8 +96,11 @@ def _evaluate(a: argparse.Namespace) -> int:
         abstain = (lo, hi)
     m = evaluate(a.predictions, a.labels, a.out, abstain)
     o = m["overall"]
-    print(f"{o['n']} chips: accuracy {o['accuracy']}, F1 {o['f1']}, AUROC {o['auroc']}, "
-          f"ECE {o['ece']}; report {Path(a.out) / 'index.html'}")
+    def f3(v: float | None) -> str:  # a metric is None where it is undefined (one class)
+        return "n/a" if v is None else f"{v:.3f}"
+
+    print(f"{o['n']} chips: accuracy {f3(o['accuracy'])}, F1 {f3(o['f1'])}, AUROC "
+          f"{f3(o['auroc'])}, ECE {f3(o['ece'])}; report {Path(a.out) / 'index.html'}")
     j = m["join"]
     if j["unmatched_predictions"] or j["unmatched_labels"] or j["duplicate_predictions"]:
         print(f"join: {j['unmatched_predictions']} predictions without label, "

@@ -45,7 +45,11 @@ def run_demo(out: str | Path = "demo_out", n: int = 300, seed: int = 2024,
         cis = f"{ci[0]:.3f}-{ci[1]:.3f}" if None not in ci else ""
         print(f"{band:<14}{b['n']:>7}{b['accuracy']:>10.3f}{cis:>18}")
     print(f"{'all':<14}{o['n']:>7}{o['accuracy']:>10.3f}")
-    print(f"\nAUROC {o['auroc']}  ECE {o['ece']}  load-fraction MAE {o.get('load_fraction_mae')}")
+    def f3(v: float | None) -> str:  # a metric is None where it is undefined (one class)
+        return "n/a" if v is None else f"{v:.3f}"
+
+    print(f"\nAUROC {f3(o['auroc'])}  ECE {f3(o['ece'])}  load-fraction MAE "
+          f"{f3(o.get('load_fraction_mae'))}")
     print(f"throughput {s['chips_per_s']} chips/s on {s['provider']}; errors {s['errors']}")
     print(f"report: {(out / 'report' / 'index.html').resolve()}")
     return 0
