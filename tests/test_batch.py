@@ -171,7 +171,7 @@ def test_geometry_sources_precedence_and_passthrough(synth_set: Path, smoke_onnx
     values are error rows naming the field; the meta sidecar counts the geometry kinds."""
     d = tmp_path / "c"
     d.mkdir()
-    imgs = sorted((synth_set / "images").iterdir())[:5]
+    imgs = sorted((synth_set / "images").iterdir())[:6]
     for p in imgs:
         (d / p.name).write_bytes(p.read_bytes())
     n = [p.name for p in imgs]
@@ -180,12 +180,14 @@ def test_geometry_sources_precedence_and_passthrough(synth_set: Path, smoke_onnx
          "sensor_azimuth_deg": 200}))
     (d / n[1]).with_suffix(".json").write_text(json.dumps({"sun_elevation_deg": 40}))
     (d / n[3]).with_suffix(".json").write_text("{broken")
+    (d / n[5]).with_suffix(".json").write_text("[40, 100]")  # JSON, but not an object
     man = write_rows(d / "m.csv", [
         {"path": n[0], "gsd_m": "", "off_nadir_deg": "", "vessel_id": "A", "acquired_utc": "t0"},
         {"path": n[1], "gsd_m": 0.7, "off_nadir_deg": "", "vessel_id": "B", "acquired_utc": "t1"},
         {"path": n[2], "gsd_m": "x", "off_nadir_deg": "", "vessel_id": "C", "acquired_utc": ""},
         {"path": n[3], "gsd_m": 0.5, "off_nadir_deg": "", "vessel_id": "D", "acquired_utc": ""},
         {"path": n[4], "gsd_m": "", "off_nadir_deg": 75, "vessel_id": "E", "acquired_utc": ""},
+        {"path": n[5], "gsd_m": "", "off_nadir_deg": "", "vessel_id": "F", "acquired_utc": ""},
     ])
     out = tmp_path / "o.csv"
     assert run_cli(str(man), "--model", str(smoke_onnx), "--output", str(out), "--quiet",
@@ -199,6 +201,7 @@ def test_geometry_sources_precedence_and_passthrough(synth_set: Path, smoke_onnx
     assert "manifest" in rows["C"]["error"]
     assert rows["D"]["status"] == "error" and "not valid JSON" in rows["D"]["error"]
     assert rows["E"]["status"] == "error" and "off_nadir_deg=75" in rows["E"]["error"]
+    assert rows["F"]["status"] == "error" and "JSON object" in rows["F"]["error"]
     meta = json.loads(Path(str(out) + ".meta.json").read_text())
     assert meta["geometry"] == {"full": 1, "partial": 1, "none": 0}
     assert meta["geometry_flags"] == {"gsd_m": 0.4, "sun_elevation_deg": 20.0}

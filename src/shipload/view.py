@@ -14,6 +14,7 @@ axis turns the pixels and the encoded directions alike, so it is harmless.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -187,6 +188,17 @@ def _orientation_tensor(gx: np.ndarray, gy: np.ndarray, w: np.ndarray) -> float:
     return (grad_dir + 90.0 + 90.0) % 180.0 - 90.0  # the axis runs across the gradient
 
 
+@functools.lru_cache(maxsize=8)
+def _centred_grid(s: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel coordinates from the centre of an (s, s) image, (s, s) each.
+
+    Cached per size: predict calls the estimate on every chip, mostly at one size.
+    """
+    yy, xx = np.mgrid[0:s, 0:s].astype(np.float32) - (s - 1) / 2
+    yy.flags.writeable = xx.flags.writeable = False
+    return yy, xx
+
+
 def hull_axis_deg(img: np.ndarray) -> float:
     """Estimate the hull axis, in degrees from +x toward +y (image coordinates), mod 180.
 
@@ -219,7 +231,7 @@ def hull_axis_deg(img: np.ndarray) -> float:
     hist = hist + 0.5 * (np.roll(hist, 1) + np.roll(hist, -1))
     for b in np.argsort(hist)[::-1][:4]:
         cands.append(((b + 0.5) * 5.0 + 90.0) % 180.0 - 90.0)
-    yy, xx = np.mgrid[0:s, 0:s].astype(np.float32) - c
+    yy, xx = _centred_grid(s)
     ux, uy = gx / mag, gy / mag
     scores = []
     for a in cands:
