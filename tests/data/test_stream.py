@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import torch
 
 from shipload.data.stream import EpochSampler, RenderedStream
@@ -50,3 +51,36 @@ def test_geometry_dropout_leaves_some_chips_without_geometry() -> None:
                         field_dropout=0.0, heading_prob=0.0)
     present = [int(ds[i]["geometry"][[0, 3, 6, 9, 11]].sum()) for i in range(16)]
     assert 0 in present and 5 in present and set(present) <= {0, 5}
+
+
+def test_framing_cut_keeps_the_ship_near_the_centre_of_a_tighter_square() -> None:
+    from shipload.data.stream import framing_cut
+    from shipload.synth.params import sample_scene
+
+    s = sample_scene(_cfg(), 3, 0)
+    h = s.chip_px
+    img = np.zeros((h, h, 3), np.float32)
+    cx, cy = h / 2 + s.centre_offset_px[0], h / 2 + s.centre_offset_px[1]
+    img[int(cy), int(cx)] = 1.0  # a marker where the ship's centre is
+    lo = min(h, round(1.1 * s.length_m / s.gsd_m))
+    sides = set()
+    for k in range(30):
+        cut = framing_cut(img, s, np.random.default_rng(k))
+        b = cut.shape[0]
+        sides.add(b)
+        assert cut.shape == (b, b, 3) and lo <= b <= h
+        ys, xs = np.nonzero(cut[..., 0])
+        assert len(xs) == 1, "the ship's centre must stay inside every cut"
+        if 0 < int(cy) - ys[0] < h - b and 0 < int(cx) - xs[0] < h - b:  # not clipped
+            assert abs(xs[0] - b / 2) <= 0.1 * b + 1 and abs(ys[0] - b / 2) <= 0.1 * b + 1
+    assert len(sides) > 5  # the cut's side varies
+
+
+def test_framing_pairs_give_a_second_cut_of_the_same_ship() -> None:
+    ds = RenderedStream(_cfg(), 7, InputSpec(32, 64), framing_pairs=True)
+    it = ds[2]
+    assert it["image2"].shape == it["image"].shape
+    assert it["geometry2"].shape == it["geometry"].shape
+    assert not torch.equal(it["image"], it["image2"])
+    again = RenderedStream(_cfg(), 7, InputSpec(32, 64), framing_pairs=True)[2]
+    assert torch.equal(it["image2"], again["image2"])  # still a function of the index alone

@@ -162,3 +162,19 @@ def test_ddp_two_processes_on_cpu(tmp_path: Path) -> None:
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     assert (tmp_path / "ckpt" / "last.ckpt").is_file()
+
+
+def test_framing_consistency_is_zero_for_agreeing_cuts_and_grows_with_disagreement() -> None:
+    from shipload.model.task import framing_consistency, pair_batch
+
+    z = torch.tensor([[2.0, -1.0], [0.0, 1.0]])
+    assert float(framing_consistency(torch.cat([z, z]))) == pytest.approx(0.0, abs=1e-7)
+    near = framing_consistency(torch.cat([z, z + torch.tensor([[0.0, 0.3]])]))
+    far = framing_consistency(torch.cat([z, z.flip(1)]))
+    assert 0 < float(near) < float(far)
+    b = {"image": torch.zeros(2, 3, 4, 4), "image2": torch.ones(2, 3, 4, 4),
+         "geometry": torch.zeros(2, 5), "geometry2": torch.ones(2, 5),
+         "label": torch.tensor([0, 1])}
+    p = pair_batch(b)
+    assert p["image"].shape[0] == 4 and float(p["image"][2:].min()) == 1.0
+    assert p["label"].tolist() == [0, 1, 0, 1] and "image2" not in p

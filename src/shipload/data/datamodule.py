@@ -109,6 +109,8 @@ class ShiploadDataModule(L.LightningDataModule):
         geometry_dropout: with ``stream``, share of chips given no geometry at all.
         field_dropout: with ``stream``, share of each geometry field dropped otherwise.
         heading_prob: with ``stream``, share of chips whose heading is given (as from AIS).
+        framing_pairs: with ``stream``, each training chip also comes cut a second time
+            (tighter and shifted) for the model's framing-consistency loss.
     """
 
     def __init__(
@@ -134,6 +136,7 @@ class ShiploadDataModule(L.LightningDataModule):
         geometry_dropout: float = 0.25,
         field_dropout: float = 0.2,
         heading_prob: float = 0.3,
+        framing_pairs: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -196,7 +199,8 @@ class ShiploadDataModule(L.LightningDataModule):
         seed = hp.synth_seed + {"train": 0, "val": 1_000_003, "test": 2_000_003}[split]
         if train:
             ds = RenderedStream(cfg, seed, self.spec, hp.augment, hp.geometry_dropout,
-                                hp.field_dropout, hp.heading_prob)
+                                hp.field_dropout, hp.heading_prob,
+                                framing_pairs=hp.framing_pairs)
             sampler = EpochSampler(hp.chips_per_epoch)
         else:  # half the chips with their whole geometry, half with none
             ds = RenderedStream(cfg, seed, self.spec, False, 0.5, 0.0, 0.0)

@@ -48,6 +48,33 @@ def scene_geometry(s: Scene) -> dict[str, float]:
     return {f: float(getattr(s, f)) for f in GEOMETRY_FIELDS}
 
 
+def framing_cut(img: np.ndarray, s: Scene, rng: np.random.Generator,
+                min_scale: float = 1.1, max_offset: float = 0.1) -> np.ndarray:
+    """Another cut of the same ship from its rendered chip: a tighter, shifted square.
+
+    The side is drawn between ``min_scale`` x the ship's length and the chip's own side, and the
+    ship's centre sits up to ``max_offset`` of that side off the cut's centre (clipped to the
+    chip). Pixels, noise and clutter are the chip's own: only the framing differs, which is
+    what the framing-consistency loss needs.
+
+    Args:
+        img: (H, H, 3) chip of scene ``s``.
+        s: the scene (ship length, GSD and where its centre lies).
+        rng: the item's generator.
+
+    Returns:
+        (b, b, 3) view of ``img`` (a copy).
+    """
+    h = img.shape[0]
+    lo = min(h, int(round(min_scale * s.length_m / s.gsd_m)))
+    b = int(rng.integers(lo, h + 1))
+    cx = h / 2 + s.centre_offset_px[0] + rng.uniform(-max_offset, max_offset) * b
+    cy = h / 2 + s.centre_offset_px[1] + rng.uniform(-max_offset, max_offset) * b
+    x0 = int(np.clip(round(cx - b / 2), 0, h - b))
+    y0 = int(np.clip(round(cy - b / 2), 0, h - b))
+    return img[y0 : y0 + b, x0 : x0 + b].copy()
+
+
 def drop_geometry(geo: dict[str, float], rng: np.random.Generator, p_all: float,
                   p_each: float) -> dict[str, float]:
     """Geometry dropout: all fields gone with ``p_all``, else each with ``p_each``."""
@@ -68,14 +95,18 @@ class RenderedStream(Dataset[dict[str, Any]]):
         field_dropout: probability that each field is missing otherwise.
         heading_prob: share of chips whose heading is given (as AIS would), with noise.
         heading_noise_deg: std of that heading's error.
+        framing_pairs: also return a second cut of the same ship (``framing_cut``) as
+            ``image2``/``geometry2``, augmented independently (framing-consistency training).
     """
 
     def __init__(self, cfg: SynthConfig, seed: int, spec: InputSpec, augment: bool = True,
                  geometry_dropout: float = 0.25, field_dropout: float = 0.2,
-                 heading_prob: float = 0.3, heading_noise_deg: float = 3.0) -> None:
+                 heading_prob: float = 0.3, heading_noise_deg: float = 3.0,
+                 framing_pairs: bool = False) -> None:
         self.cfg, self.seed, self.spec, self.augment = cfg, seed, spec, augment
         self.geometry_dropout, self.field_dropout = geometry_dropout, field_dropout
         self.heading_prob, self.heading_noise_deg = heading_prob, heading_noise_deg
+        self.framing_pairs = framing_pairs
         self.transform = TrainTransform(spec) if augment else EvalTransform(spec)
 
     def __len__(self) -> int:  # the stream is unbounded; the sampler sets an epoch's length
@@ -91,8 +122,15 @@ class RenderedStream(Dataset[dict[str, Any]]):
             heading = s.heading_deg + float(rng.normal(0, self.heading_noise_deg))
         self.transform.set_seed(int(rng.integers(2**31)))
         view = self.transform(img, geo, heading)
-        return item(view, 1 if s.label == "laden" else 0, s.load_fraction, s.freeboard_m,
-                    s.gsd_m, index)
+        out = item(view, 1 if s.label == "laden" else 0, s.load_fraction, s.freeboard_m,
+                   s.gsd_m, index)
+        if self.framing_pairs:
+            cut = framing_cut(img, s, rng)
+            self.transform.set_seed(int(rng.integers(2**31)))
+            # Same geometry (north-up cut of the same north-up chip) and heading.
+            other = item(self.transform(cut, geo, heading), 0, 0.0, 0.0, 0.0, index)
+            out["image2"], out["geometry2"] = other["image"], other["geometry"]
+        return out
 
 
 class EpochSampler(Sampler[int]):

@@ -36,23 +36,31 @@ Geometry = Mapping[str, float] | None
 def chip_augment(seed: int | None = None) -> A.Compose:
     """Augmentation of the raw chip, before the view (sensor and radiometry nuisances).
 
-    Mild brightness, contrast, gamma and colour jitter (hue at most +-2 %, so red antifouling
-    stays red), blur, noise, JPEG and downscaling. Magnitudes are set explicitly: several
-    library defaults are extreme.
+    Wide, past realism: brightness, contrast, gamma, saturation and per-channel gains (a colour
+    cast), grey chips, sharpening, blur, noise, JPEG and downscaling. Hue moves at most +-3 %,
+    so a red antifouling band stays the hull's reddest part; nothing moves pixels, so the cue
+    geometry (shadow, layover, band widths) is exactly the renderer's. Magnitudes are set
+    explicitly: several library defaults are extreme.
     """
     import albumentations as A  # imported here: it pulls in torch, which predict never needs
 
     return A.Compose(
         [
-            A.RandomBrightnessContrast(brightness_limit=(-0.15, 0.15),
-                                       contrast_limit=(-0.15, 0.15), p=0.6),
-            A.RandomGamma(gamma_limit=(85, 115), p=0.3),
-            A.ColorJitter(brightness=(0.9, 1.1), contrast=(0.9, 1.1), saturation=(0.8, 1.2),
-                          hue=(-0.02, 0.02), p=0.4),
-            A.GaussianBlur(blur_limit=(3, 5), sigma_limit=(0.3, 1.0), p=0.25),
-            A.GaussNoise(std_range=(0.005, 0.03), p=0.3),
-            A.Downscale(scale_range=(0.6, 0.9), p=0.15),
-            A.ImageCompression(quality_range=(60, 95), p=0.25),
+            A.RandomBrightnessContrast(brightness_limit=(-0.25, 0.25),
+                                       contrast_limit=(-0.35, 0.35), p=0.7),
+            A.RandomGamma(gamma_limit=(60, 165), p=0.4),
+            A.ColorJitter(brightness=(0.9, 1.1), contrast=(0.9, 1.1), saturation=(0.2, 1.8),
+                          hue=(-0.03, 0.03), p=0.5),
+            A.MultiplicativeNoise(multiplier=(0.8, 1.2), per_channel=True, elementwise=False,
+                                  p=0.3),
+            A.ToGray(p=0.05),
+            A.OneOf([
+                A.GaussianBlur(blur_limit=(3, 5), sigma_limit=(0.3, 1.2)),
+                A.Sharpen(alpha=(0.2, 0.6), lightness=(0.9, 1.1)),
+            ], p=0.4),
+            A.GaussNoise(std_range=(0.005, 0.06), p=0.4),
+            A.Downscale(scale_range=(0.5, 0.9), p=0.15),
+            A.ImageCompression(quality_range=(35, 95), p=0.3),
         ],
         strict=True,
         seed=seed,

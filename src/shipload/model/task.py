@@ -79,6 +79,9 @@ class ShiploadTask(L.LightningModule):
         init_from: start from these weights (a ``.ckpt`` or the shipped ``models/shipload.pt``)
             to fine-tune on your own chips.
         calibrate: refit the softmax temperature on the validation logits each epoch.
+        consistency_weight: weight of the framing-consistency loss, the symmetric KL between
+            the class probabilities of two cuts of the same ship (batches from
+            ``framing_pairs``). Both cuts also take every supervised loss.
     """
 
     def __init__(
@@ -96,6 +99,7 @@ class ShiploadTask(L.LightningModule):
         dropout: float = 0.2,
         init_from: str | None = None,
         calibrate: bool = True,
+        consistency_weight: float = 0.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -140,11 +144,19 @@ class ShiploadTask(L.LightningModule):
         return self.net(x, g)
 
     def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
+        pairs = "image2" in batch
+        if pairs:  # two cuts of each ship: one batch of 2B, the truth repeated
+            batch = pair_batch(batch)
         x, y = batch["image"], batch["label"]
         if stage == "train":
             x = x.contiguous(memory_format=torch.channels_last)
         logits, load_logit, log_fb = self(x, batch.get("geometry"))
         cls_loss = F.cross_entropy(logits, y, label_smoothing=self.hp.label_smoothing)
+        if pairs and self.hp.consistency_weight > 0:
+            cons = framing_consistency(logits)
+            self.log(f"{stage}_consistency", cons, on_epoch=True, on_step=False,
+                     batch_size=x.shape[0] // 2)
+            cls_loss = cls_loss + self.hp.consistency_weight * cons
         lf = batch["load_fraction"]
         known = torch.isfinite(lf)
         load_pred = torch.sigmoid(load_logit)
@@ -236,6 +248,26 @@ class ShiploadTask(L.LightningModule):
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.hp.lr, total_steps=total,
                                                     pct_start=0.15)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def pair_batch(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A batch of B framing pairs → one batch of 2B: the first cuts, then the second cuts."""
+    out = {k: torch.cat([v, v]) for k, v in batch.items() if k not in ("image2", "geometry2")}
+    out["image"] = torch.cat([batch["image"], batch["image2"]])
+    if "geometry" in batch:
+        out["geometry"] = torch.cat([batch["geometry"], batch["geometry2"]])
+    return out
+
+
+def framing_consistency(logits: torch.Tensor) -> torch.Tensor:
+    """Symmetric KL between the class distributions of the two halves of a paired batch.
+
+    Args:
+        logits: (2B, 2): rows i and B+i are two cuts of the same ship.
+    """
+    a, b = F.log_softmax(logits.float(), dim=1).chunk(2)
+    return 0.5 * (F.kl_div(a, b, log_target=True, reduction="batchmean")
+                  + F.kl_div(b, a, log_target=True, reduction="batchmean"))
 
 
 def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
