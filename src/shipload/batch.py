@@ -16,7 +16,7 @@ from typing import Any, Literal
 from shipload import __version__
 from shipload.contract import GEOMETRY_FIELDS, GEOMETRY_RANGES, ROW_COLUMNS
 from shipload.data.io import IMAGE_EXTENSIONS
-from shipload.errors import UsageError
+from shipload.errors import DataError, UsageError
 from shipload.inference import Job
 from shipload.view import GeometryError, parse_geometry
 
@@ -120,6 +120,35 @@ def output_format(path: Path, fmt: str | None) -> Format:
         raise UsageError(f"cannot tell the format of {path}; use .csv, .jsonl or .parquet, "
                          "or pass --format")
     return f  # type: ignore[return-value]
+
+
+def read_rows(path: str | Path) -> list[dict[str, str]]:
+    """Predict's output rows (CSV, JSONL or Parquet) as strings ('' for missing values).
+
+    Raises:
+        UsageError: no such file. DataError: a JSONL line that is not JSON.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"{p}: no such file; give the output of `shipload predict`")
+    if p.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        return [{k: "" if v is None else str(v) for k, v in r.items()}
+                for r in pq.read_table(p).to_pylist()]
+    if p.suffix.lower() in (".jsonl", ".json"):
+        out = []
+        for n, line in enumerate(p.read_text().splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                r = json.loads(line)
+            except ValueError as e:
+                raise DataError(f"{p}:{n}: not a JSON line ({e})") from None
+            out.append({k: "" if v is None else str(v) for k, v in r.items()})
+        return out
+    with open(p, newline="") as f:
+        return list(csv.DictReader(f))
 
 
 class RowWriter:

@@ -1,7 +1,8 @@
 """shipload: tells from satellite chips of oil tankers whether each is empty or laden.
 
 An analyst's path: chips (scene + ship positions -> chips) -> predict (call each chip) ->
-adapt (fit the model to your sensor) -> tally (port calls -> loadings and barrels).
+adapt (fit the model to your sensor) -> tally (port calls -> loadings and barrels);
+review (check calls and label chips in a local web page).
 Also: evaluate (score calls against labels), synth (render labelled chips), export
 (checkpoint -> ONNX).
 """
@@ -148,6 +149,13 @@ def _tally(a: argparse.Namespace) -> int:
     return 0
 
 
+def _review(a: argparse.Namespace) -> int:
+    from shipload.review.app import serve
+
+    serve(a.predictions, a.labels, a.host, a.port, a.open, a.user, a.allow_remote)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
     p = argparse.ArgumentParser(prog="shipload", description=__doc__,
@@ -282,6 +290,26 @@ Other manifest columns (vessel_id, acquired_utc, ...) pass through to the output
     t.add_argument("--allow-unseen", action="store_true",
                    help="report calls of vessels in no prediction row as not_seen")
     t.set_defaults(func=_tally)
+
+    r = sub.add_parser(
+        "review", help="local web app: check calls, label chips (least sure first)",
+        description="Serve a local page of the chips in PREDICTIONS, least sure first, to check "
+                    "the calls and label chips by keyboard (E empty, L laden, U unsure, S skip, "
+                    "arrows move, Z undo). Each label is saved to SQLite as it is made "
+                    "(LABELS with .sqlite); Export writes LABELS as path,label for "
+                    "`adapt --labels`, training and `evaluate`.")
+    r.add_argument("predictions", type=Path, help="predict's output (.csv, .jsonl, .parquet)")
+    r.add_argument("--labels", type=Path, default=None,
+                   help="labels CSV that Export writes (default PREDICTIONS-stem.labels.csv "
+                        "beside it); an existing one seeds a new label database")
+    r.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only)")
+    r.add_argument("--port", type=int, default=8765)
+    r.add_argument("--allow-remote", action="store_true",
+                   help="needed for any --host other than this machine's loopback")
+    r.add_argument("--user", default=None, help="name saved with each label (default: OS user)")
+    r.add_argument("--open", action="store_true", help="open the page in a browser")
+    r.set_defaults(func=_review)
     return p
 
 

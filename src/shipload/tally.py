@@ -80,20 +80,12 @@ def read_predictions(path: str | Path) -> dict[str, list[Sighting]]:
     Raises:
         UsageError: missing file or columns. DataError: a bad time (file, line, field).
     """
+    from shipload.batch import read_rows
+
     p = Path(path)
     if not p.is_file():
         raise UsageError(f"--predictions {p}: no such file")
-    if p.suffix.lower() == ".parquet":
-        import pyarrow.parquet as pq
-
-        rows = [{k: "" if v is None else str(v) for k, v in r.items()}
-                for r in pq.read_table(p).to_pylist()]
-    elif p.suffix.lower() in (".jsonl", ".json"):
-        rows = [{k: "" if v is None else str(v) for k, v in json.loads(line).items()}
-                for line in p.read_text().splitlines() if line.strip()]
-    else:
-        with open(p, newline="") as f:
-            rows = list(csv.DictReader(f))
+    rows = read_rows(p)
     missing = [c for c in ("vessel_id", "acquired_utc", "p_laden", "load_fraction")
                if rows and c not in rows[0]]
     if missing or not rows:
