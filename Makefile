@@ -30,6 +30,8 @@ bench: setup
 	$(PY) benchmarks/bench_synth.py
 	$(PY) benchmarks/bench_train.py
 	$(PY) benchmarks/bench_predict.py
+	$(PY) benchmarks/bench_axis.py
+	$(PY) benchmarks/bench_review.py
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks scripts train.py

@@ -61,6 +61,8 @@ def framing_cut(img: np.ndarray, s: Scene, rng: np.random.Generator,
         img: (H, H, 3) chip of scene ``s``.
         s: the scene (ship length, GSD and where its centre lies).
         rng: the item's generator.
+        min_scale: the tightest cut, as a multiple of the ship's length.
+        max_offset: the largest shift of the ship's centre, as a share of the cut's side.
 
     Returns:
         (b, b, 3) view of ``img`` (a copy).
