@@ -1,6 +1,6 @@
 """Judge a model the way the project is judged: on appearance families it never trained on.
 
-    python scripts/evaluate_model.py --model models/shipload.pt --baseline models/init/stage7.pt
+    python scripts/evaluate_model.py --model models/shipload.pt --baseline models/init/stage8.pt
 
 Renders (seeded, nothing stored but the figures):
   * in-family: the training renderer's families (configs/synth_train.yaml), seed 2;
@@ -169,7 +169,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", type=Path, default=REPO / "models" / "shipload.pt")
-    p.add_argument("--baseline", type=Path, default=REPO / "models" / "init" / "stage7.pt")
+    p.add_argument("--baseline", type=Path, default=REPO / "models" / "init" / "stage8.pt")
     p.add_argument("--n", type=int, default=1000, help="chips per judged set")
     p.add_argument("--oracle-n", type=int, default=3000, help="chips the oracle is fitted on")
     p.add_argument("--framing-n", type=int, default=300)
@@ -205,9 +205,9 @@ def main() -> None:
             res["sets"][name] = {
                 k: {"with_geometry": scores(d, run(net, d, True)),
                     "without_geometry": scores(d, run(net, d, False))} for k, d in sets.items()}
-            res.setdefault("framing", {})[name] = framing(net, cuts["in_family"],
-                                                          name == "model")
-            res["framing"][name + "_held_out"] = framing(net, cuts["held_out"], name == "model")
+            # With geometry for both: an image-only baseline's geometry branch outputs zero.
+            res.setdefault("framing", {})[name] = framing(net, cuts["in_family"], True)
+            res["framing"][name + "_held_out"] = framing(net, cuts["held_out"], True)
         print(f"scored in {time.time() - t0:.0f} s", flush=True)
         unl = render_set(cfgs["held_out"], 3, a.adapt_n, spec, pool)
         lab = render_set(cfgs["held_out"], 4, max(a.labels), spec, pool)

@@ -30,10 +30,11 @@ def test_tables_carry_the_measured_figures() -> None:
     sets = {k: {"with_geometry": _scores(0.8), "without_geometry": _scores(0.75)}
             for k in ("in_family", "base")}
     sets["held_out"] = {"with_geometry": _scores(0.77), "without_geometry": _scores(0.70)}
-    m = {"sets": {"model": sets, "baseline": sets}}
+    m = {"sets": {"model": sets, "baseline": sets}, "baseline": "stage7.pt"}
     t = accuracy_table(m)
     assert "held-out families · this model · with geometry | 0.770 | 0.820" in t
-    assert "stage 7 (image-only) · with geometry" not in t  # the baseline has no geometry
+    assert "stage 7 · with geometry" not in t  # the image-only baseline has no geometry
+    assert "stage 8 · with geometry" in accuracy_table({**m, "baseline": "stage8.pt"})
     gaps = gap_table(m)
     assert "| with geometry | +3.0 | +3.0 | +3.0 | +3.0 |" in gaps
     assert "| without geometry | +5.0 |" in gaps
