@@ -208,3 +208,21 @@ def _label_body(url: str, token: str, key: str, label: str | None) -> tuple[int,
 
 def _label(url: str, token: str, key: str, label: str | None) -> int:
     return _label_body(url, token, key, label)[0]
+
+
+def test_cli_refuses_remote_host_busy_port_and_missing_file(
+        preds: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    from shipload.cli import main
+
+    assert main(["review", str(preds), "--host", "0.0.0.0"]) == 2
+    assert "--allow-remote" in capsys.readouterr().err
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        assert main(["review", str(preds), "--port", str(s.getsockname()[1])]) == 2
+    assert "pass another --port" in capsys.readouterr().err
+    assert main(["review", str(tmp_path / "none.csv"), "--port", str(free_port())]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.sqlite"))  # nothing written on the way out
