@@ -370,13 +370,38 @@ def _thumb(path: str, size: int = 112) -> str:
     return base64.b64encode(buf.tobytes()).decode() if ok else ""
 
 
+HEADINGS = {"n": "chips", "accuracy": "accuracy", "f1": "F1", "auroc": "AUROC",
+            "ece": "calibration error (ECE)", "brier": "Brier score",
+            "load_fraction_mae": "load fraction MAE"}
+"""Report column headings of the metric keys."""
+
+
+def _f(v: Any) -> str:
+    """A metric for the page: three decimals, integers as they are, n/a when undefined."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    if isinstance(v, (list, tuple)):
+        return "–".join(_f(x) for x in v)
+    return html.escape(str(v))
+
+
 def _table(d: dict[str, dict[str, Any]], cols: list[str]) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in ["band", *cols])
+    head = "".join(f"<th>{html.escape(HEADINGS.get(c, c))}</th>" for c in ["band", *cols])
     body = ""
     for band, m in d.items():
-        cells = "".join(f"<td>{'' if m.get(c) is None else m.get(c)}</td>" for c in cols)
+        cells = "".join(f"<td>{_f(m.get(c))}</td>" for c in cols)
         body += f"<tr><td>{html.escape(band)}</td>{cells}</tr>"
     return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _confusion_table(c: list[list[int]]) -> str:
+    """Rows the truth, columns the call."""
+    head = "<tr><th>truth \\ call</th>" + "".join(f"<th>{k}</th>" for k in CLASSES) + "</tr>"
+    body = "".join(f"<tr><th>{CLASSES[i]}</th>" + "".join(f"<td>{v}</td>" for v in row)
+                   + "</tr>" for i, row in enumerate(c))
+    return f"<table>{head}{body}</table>"
 
 
 def write_html(out: Path, j: Joined, metrics: dict[str, Any], plots: dict[str, bytes],
@@ -392,10 +417,11 @@ def write_html(out: Path, j: Joined, metrics: dict[str, Any], plots: dict[str, b
         "gap:8px}.c{width:120px;font-size:11px;text-align:center}.plots img{margin:4px;"
         "border:1px solid #ddd}</style></head><body>",
         "<h1>shipload evaluation</h1>",
-        f"<p>{o['n']} chips matched. Accuracy <b>{o['accuracy']}</b> "
-        f"(95 % CI {o.get('accuracy_ci95')}), F1 {o['f1']}, AUROC {o['auroc']}, ECE {o['ece']}, "
-        f"Brier {o['brier']}, load-fraction MAE {o.get('load_fraction_mae')}.</p>",
-        f"<p>Confusion (rows truth {list(CLASSES)}, columns call): {o['confusion']}</p>",
+        f"<p>{o['n']} chips matched. Accuracy <b>{_f(o['accuracy'])}</b> "
+        f"(95 % CI {_f(o.get('accuracy_ci95'))}), F1 {_f(o['f1'])}, AUROC {_f(o['auroc'])}, "
+        f"ECE {_f(o['ece'])}, Brier {_f(o['brier'])}, load-fraction MAE "
+        f"{_f(o.get('load_fraction_mae'))}.</p>",
+        "<h2>Confusion</h2>" + _confusion_table(o["confusion"]),
     ]
     jn = metrics["join"]
     parts.append(f"<p>Join: {jn['matched']} matched, {jn['unmatched_predictions']} predictions "
@@ -407,11 +433,12 @@ def write_html(out: Path, j: Joined, metrics: dict[str, Any], plots: dict[str, b
     if "abstain" in metrics:
         a = metrics["abstain"]
         parts.append(f"<h2>Abstention</h2><p>p(laden) in {a['band']} → uncertain: "
-                     f"{a['uncertain']} chips; coverage {a['coverage']}, accuracy on the rest "
-                     f"{a['accuracy_on_covered']}.</p>")
+                     f"{a['uncertain']} chips; coverage {_f(a['coverage'])}, accuracy on the "
+                     f"rest {_f(a['accuracy_on_covered'])}.</p>")
     parts.append("<h2>Coverage against accuracy</h2><table><tr><th>uncertain band</th>"
                  "<th>coverage</th><th>accuracy</th></tr>" + "".join(
-                     f"<tr><td>{c['band']}</td><td>{c['coverage']}</td><td>{c['accuracy']}</td>"
+                     f"<tr><td>{c['band']}</td><td>{_f(c['coverage'])}</td>"
+                     f"<td>{_f(c['accuracy'])}</td>"
                      "</tr>" for c in metrics["coverage_vs_accuracy"]) + "</table>")
     parts.append("<h2>Plots</h2><div class='plots'>" + "".join(
         f"<img alt='{k}' src='data:image/png;base64,{base64.b64encode(v).decode()}'>"
