@@ -1,6 +1,7 @@
 """End-to-end `shipload predict` throughput against baselines, measured side by side.
 
     python benchmarks/bench_predict.py [--n 2000] [--model models/shipload.onnx]
+                                       [--compare earlier.onnx ...]
 
 On the same renderer chips (mixed sizes, PNG/JPEG and 16-bit 4-band TIFF), predicted from
 their manifests so that every chip carries its acquisition geometry:
@@ -62,6 +63,8 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=REPO / "models" / "shipload.onnx")
     ap.add_argument("--weights", type=Path, default=REPO / "models" / "shipload.pt")
     ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--compare", type=Path, nargs="*", default=[],
+                    help="other ONNX models (earlier releases) timed in the same run")
     a = ap.parse_args()
     meta = read_metadata(a.model)
     spec = InputSpec.from_mapping(meta)
@@ -132,6 +135,12 @@ def main() -> None:
         t32, t8 = model_only(a.model), model_only(q)
         t_ours8 = timed(lambda: run_predict(manifests, out, model=q, batch_size=a.batch,
                                             overwrite=True, quiet=True))
+        others = {}
+        for other in a.compare:
+            t_e2e = timed(lambda o=other: run_predict(manifests, out, model=o,  # type: ignore[misc]
+                                                      batch_size=a.batch, overwrite=True,
+                                                      quiet=True))
+            others[other.name] = (n / t_e2e, len(x) / model_only(other))
 
     r = {k: n / v for k, v in {"floor": t_floor, "eager": t_eager, "ours": t_ours,
                                "ours_int8": t_ours8}.items()}
@@ -143,6 +152,9 @@ def main() -> None:
           f"{r['ours_int8'] / r['ours']:.2f}x fp32 end to end")
     print(f"  model only, onnxruntime: fp32 {len(x) / t32:8.1f} int8 {len(x) / t8:8.1f} "
           f"views/s  ({t32 / t8:.2f}x)")
+    for name, (e2e, alone) in others.items():
+        print(f"  {name:30s}  predict {e2e:8.1f} chips/s ({r['ours'] / e2e:.2f}x as fast "
+              f"with this model), model only {alone:8.1f} views/s ({len(x) / t32 / alone:.2f}x)")
     print(f"  provider: {ort.get_available_providers()}")
 
 
