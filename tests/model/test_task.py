@@ -178,3 +178,28 @@ def test_framing_consistency_is_zero_for_agreeing_cuts_and_grows_with_disagreeme
     p = pair_batch(b)
     assert p["image"].shape[0] == 4 and float(p["image"][2:].min()) == 1.0
     assert p["label"].tolist() == [0, 1, 0, 1] and "image2" not in p
+
+
+def test_training_loss_does_not_depend_on_the_calibration_temperature() -> None:
+    """Were the loss to see logits / T, each refit of T would feed back into training (a run
+    drove T to 0.05 and diverged); the loss must see the raw logits."""
+    import warnings
+
+    from shipload.model.task import ShiploadTask
+
+    task = ShiploadTask(backbone="shipnet_small", input_height=32, input_width=64)
+    task.eval()  # no dropout: the two passes see the same network
+    g = torch.Generator().manual_seed(0)
+    batch = {"image": torch.rand(4, 3, 32, 64, generator=g),
+             "image2": torch.rand(4, 3, 32, 64, generator=g),
+             "geometry": torch.zeros(4, 16), "geometry2": torch.zeros(4, 16),
+             "label": torch.tensor([0, 1, 1, 0]), "load_fraction": torch.rand(4, generator=g),
+             "freeboard_m": torch.full((4,), 3.0), "gsd_m": torch.full((4,), 0.5)}
+    losses = []
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # self.log without a trainer
+        for t in (1.0, 0.05, 4.0):
+            task.net.temperature.fill_(t)
+            losses.append(float(task._step(dict(batch), "train")))
+    assert losses[1] == pytest.approx(losses[0], rel=1e-5)
+    assert losses[2] == pytest.approx(losses[0], rel=1e-5)

@@ -150,10 +150,15 @@ class ShiploadTask(L.LightningModule):
         x, y = batch["image"], batch["label"]
         if stage == "train":
             x = x.contiguous(memory_format=torch.channels_last)
-        logits, load_logit, log_fb = self(x, batch.get("geometry"))
-        cls_loss = F.cross_entropy(logits, y, label_smoothing=self.hp.label_smoothing)
+        logits, load_logit, log_fb = self(x, batch.get("geometry"))  # logits: calibrated
+        # The losses see the raw logits: were they to see logits / T, each epoch's refit of T
+        # would feed back into the weights (the network rescales its logits to suit T, the
+        # next refit moves T again), and T drifts: a run of this recipe drove it to 0.05 in
+        # five epochs and its loss blew up.
+        raw = logits * self.net.temperature
+        cls_loss = F.cross_entropy(raw, y, label_smoothing=self.hp.label_smoothing)
         if pairs and self.hp.consistency_weight > 0:
-            cons = framing_consistency(logits)
+            cons = framing_consistency(raw)
             self.log(f"{stage}_consistency", cons, on_epoch=True, on_step=False,
                      batch_size=x.shape[0] // 2)
             cls_loss = cls_loss + self.hp.consistency_weight * cons
