@@ -226,3 +226,13 @@ def test_cli_refuses_remote_host_busy_port_and_missing_file(
     assert main(["review", str(tmp_path / "none.csv"), "--port", str(free_port())]) == 2
     assert "no such file" in capsys.readouterr().err
     assert not list(tmp_path.glob("*.sqlite"))  # nothing written on the way out
+
+
+def test_the_view_is_that_of_the_model_that_made_the_predictions(preds: Path,
+                                                                   smoke_onnx: Path) -> None:
+    Path(str(preds) + ".meta.json").write_text(json.dumps({"model": str(smoke_onnx)}))
+    rv, c = _client(preds)
+    assert (rv.spec.height, rv.spec.width) == (32, 64)  # the smoke model's input
+    good = next(ch.i for ch in rv.table.chips if ch.call)
+    view = cv2.imdecode(np.frombuffer(c.get(f"/view/{good}").content, np.uint8), 1)
+    assert view.shape[:2] == (32, 64)

@@ -65,6 +65,19 @@ def placeholder(message: str, width: int = 160, height: int = 120) -> bytes:
     return _png(img.astype(np.float32) / 255)
 
 
+def model_spec(predictions: Path) -> InputSpec:
+    """The input spec of the model that made ``predictions`` (from its ``.meta.json``)."""
+    import json
+
+    from shipload.runtime import read_metadata
+
+    try:
+        meta = json.loads(Path(str(predictions) + ".meta.json").read_text())
+        return InputSpec.from_mapping(read_metadata(Path(meta["model"])))
+    except Exception:  # no sidecar, or the model has moved: the view is a guide, not a call
+        return InputSpec()
+
+
 class Review:
     """The app's state: the predictions, the label store and the session token.
 
@@ -73,7 +86,8 @@ class Review:
         labels_csv: where "Export" writes ``path,label``; the label database sits beside it
             (``.sqlite``). An existing CSV seeds a new database.
         user: recorded with every label.
-        spec: the model view shown beside each chip.
+        spec: the model view shown beside each chip (default: the input spec of the model
+            named in the predictions' ``.meta.json``, else the shipped model's).
     """
 
     def __init__(self, predictions: str | Path, labels_csv: str | Path | None = None,
@@ -88,7 +102,7 @@ class Review:
         self.imported = 0
         if fresh and self.labels_csv.is_file():
             self.imported = self.store.import_csv(self.labels_csv, self.table.key_of_file)
-        self.spec = spec or InputSpec()
+        self.spec = spec or model_spec(src)
         self.token = secrets.token_urlsafe(24)
         self.image = lru_cache(maxsize=1024)(self._image)
 
