@@ -62,8 +62,43 @@ def test_labelled_adaptation_fine_tunes(base: Path, synth_set: Path, tmp_path: P
     run_adapt([str(synth_set / "images")], out, model=base, labels=labels, epochs=2)
     meta = read_metadata(out)
     assert "fine-tune 2 epochs on 30 labels" in meta["adapt_method"]
-    assert "temperature kept" in meta["adapt_method"]  # 30 labels: too few to refit it
+    assert "recalibrated on 30 labels" in meta["adapt_method"]
     assert meta["adapt_labels"] == "30" and out.with_suffix(".pt").is_file()
+    rc = tmp_path / "rc.onnx"  # the default: recalibration only
+    run_adapt([str(synth_set / "images")], rc, model=base, labels=labels)
+    assert "fine-tune" not in read_metadata(rc)["adapt_method"]
+
+
+def test_recalibration_undoes_a_bias_toward_one_class() -> None:
+    """A network that calls 9 chips in 10 'empty' on a balanced labelled set: the fitted
+    offset moves its calls back toward the truth, and it is folded into the graph."""
+    import torch
+
+    from shipload.adapt import recalibrate
+    from shipload.model.backbones import ShiploadNet
+    from shipload.view import GEO_DIM
+
+    torch.manual_seed(0)
+    net = ShiploadNet("shipnet_small").eval()
+    rng = np.random.default_rng(0)
+    x = rng.random((200, 3, 32, 64), dtype=np.float32)
+    g = np.zeros((200, GEO_DIM), np.float32)
+    with torch.no_grad():
+        z0 = net(torch.from_numpy(x), torch.from_numpy(g))[0]
+        net.temperature.fill_(float((z0[:, 1] - z0[:, 0]).std()) / 2)  # logits of a trained net
+        z0 = net(torch.from_numpy(x), torch.from_numpy(g))[0]
+        d = (z0[:, 1] - z0[:, 0]).numpy()
+        y = (d > np.quantile(d, 0.5)).astype(np.int64)  # truth: the upper half is laden
+        # Biased: only the top tenth called laden.
+        net.cls_head.bias[1] -= float(np.quantile(d, 0.9)) * float(net.temperature)
+        z = net(torch.from_numpy(x), torch.from_numpy(g))[0]
+    before = float((z.argmax(1).numpy() == 1).mean())
+    a, b = recalibrate(net, x, g, y)
+    with torch.no_grad():
+        z2 = net(torch.from_numpy(x), torch.from_numpy(g))[0]
+    after = float((z2.argmax(1).numpy() == 1).mean())
+    assert before <= 0.15 and abs(after - 0.5) < 0.1 and b > 0
+    assert float(((z2.argmax(1).numpy()) == y).mean()) > 0.9
 
 
 def test_bad_input_is_refused_and_nothing_is_written(base: Path, synth_set: Path,

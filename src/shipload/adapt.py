@@ -2,10 +2,13 @@
 
 Without labels it re-estimates the batch-norm statistics on the user's chips (AdaBN): the
 network's features are re-centred on the new sensor's look, nothing else moves. With labels
-(``path,label[,load_fraction]``) it then fine-tunes on them (few epochs, low learning rate,
-the rest of the network kept) and refits the temperature on a held-out fifth of them when
-there are enough. The result is a complete, self-describing ONNX file, written only after the
-same checks as ``export``.
+(``path,label[,load_fraction]``) it recalibrates the call on them: a scale and an offset of
+the laden-vs-empty logit, fitted by logistic regression and folded into the graph's
+temperature and the class head's bias. That fixes the commonest failure on a new look (calls
+leaning to one class) with two parameters, so a few dozen labels suffice and cannot overfit.
+``--epochs N`` fine-tunes the network on the labels first; measured on held-out appearance
+families it did not help (models/README.md), so it is off by default. The result is a
+complete, self-describing ONNX file, written only after the same checks as ``export``.
 """
 
 from __future__ import annotations
@@ -24,7 +27,6 @@ from shipload.errors import DataError, UsageError
 
 MIN_CHIPS = 16
 MIN_LABELS = 8
-MIN_TEMPERATURE_LABELS = 40  # a temperature refit on fewer held-out labels is noise
 
 
 @dataclass
@@ -161,6 +163,55 @@ def fine_tune(net: Any, x: np.ndarray, g: np.ndarray, y: np.ndarray, lf: np.ndar
     net.eval()
 
 
+def recalibrate(net: Any, x: np.ndarray, g: np.ndarray, y: np.ndarray,
+                prior: float = 0.01) -> tuple[float, float]:
+    """Fit p(laden) = sigmoid(a * d + b) on labelled views and fold it into ``net``, in place.
+
+    ``d`` is the network's calibrated logit difference (laden minus empty). The scale goes into
+    the temperature (T / a) and the offset into the class head's laden bias (b * T / a), so the
+    exported graph carries it with nothing added. A weak prior keeps (a, b) near (1, 0) when
+    the labels are few.
+
+    Args:
+        net: a ``ShiploadNet``.
+        x: (N, 3, H, W) views.
+        g: (N, G) encoded geometry.
+        y: (N,) labels (1 laden).
+        prior: weight of the pull toward a = 1 and no shift of the threshold.
+
+    Returns:
+        (a, b).
+    """
+    import torch
+
+    net.eval()
+    with torch.no_grad():
+        z = torch.cat([net(torch.from_numpy(x[i : i + 256]), torch.from_numpy(g[i : i + 256]))[0]
+                       for i in range(0, len(x), 256)]).double()
+    d = z[:, 1] - z[:, 0]
+    t = torch.from_numpy(y).double()
+    # p = sigmoid(a * (d - c)): a scale and a threshold, so that clipping a keeps the threshold.
+    log_a = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    c = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([log_a, c], lr=0.5, max_iter=200, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(log_a.exp() * (d - c), t)
+        loss = loss + prior * (log_a**2 + c**2)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    a = float(np.clip(math.exp(float(log_a)), 0.1, 10.0))
+    bias = -a * float(c)
+    with torch.no_grad():
+        t_new = float(net.temperature) / a
+        net.temperature.fill_(t_new)
+        net.cls_head.bias[1] += bias * t_new
+    return a, bias
+
+
 def chips_digest(paths: list[str]) -> str:
     """sha256 over the sorted chip files' names, sizes and contents' sha256."""
     from shipload.runtime import sha256_file
@@ -172,7 +223,7 @@ def chips_digest(paths: list[str]) -> str:
 
 
 def run_adapt(chips: list[str], output: str | Path, model: str | Path | None = None,
-              labels: str | Path | None = None, epochs: int = 5, overwrite: bool = False,
+              labels: str | Path | None = None, epochs: int = 0, overwrite: bool = False,
               seed: int = 0) -> dict[str, Any]:
     """Adapt the model to ``chips`` (and ``labels``) and write a checked ONNX to ``output``.
 
@@ -180,12 +231,9 @@ def run_adapt(chips: list[str], output: str | Path, model: str | Path | None = N
         UsageError: bad arguments, a missing model or its weights, an existing output.
         DataError: too few or unreadable chips; bad labels.
     """
-    import torch
-
     from shipload.batch import collect_inputs
     from shipload.export import LoadedModel, export_loaded, load_model
     from shipload.inference import default_model
-    from shipload.model.task import fit_temperature
     from shipload.runtime import read_metadata, sha256_file
 
     base = Path(model) if model else default_model()
@@ -217,37 +265,19 @@ def run_adapt(chips: list[str], output: str | Path, model: str | Path | None = N
     adabn(net, x, g)
     method = ["adabn"]
     info: dict[str, Any] = {"chips": len(paths), "unreadable": len(errors)}
-    if lab and epochs > 0:
+    if lab:
         index = {p: i for i, p in enumerate(paths)}
         items = sorted(lab.items())
-        rng = np.random.default_rng(seed)
-        order = rng.permutation(len(items))
-        n_val = len(items) // 5 if len(items) >= 5 * MIN_TEMPERATURE_LABELS // 4 else 0
-        val = [items[i] for i in order[:n_val]]
-        train = [items[i] for i in order[n_val:]]
-
-        def arrays(rows: list[Any]) -> tuple[np.ndarray, ...]:
-            ii = np.array([index[p] for p, _ in rows])
-            return (x[ii], g[ii], np.array([v[0] for _, v in rows]),
-                    np.array([v[1] for _, v in rows], np.float32))
-
-        xt, gt, yt, lt = arrays(train)
-        fine_tune(net, xt, gt, yt, lt, epochs, seed=seed)
-        method.append(f"fine-tune {epochs} epochs on {len(train)} labels")
-        if val:
-            xv, gv, yv, _ = arrays(val)
-            with torch.no_grad():
-                z, _, _ = net(torch.from_numpy(xv), torch.from_numpy(gv))
-                z = z * net.temperature
-            t = fit_temperature(z, torch.from_numpy(yv))
-            net.temperature.fill_(t)
-            method.append(f"temperature {t:.3f} refit on {len(val)} held-out labels")
-        else:
-            method.append(f"temperature kept: fewer than {MIN_TEMPERATURE_LABELS} held-out "
-                          "labels to refit it on")
+        ii = np.array([index[p] for p, _ in items])
+        xl, gl = x[ii], g[ii]
+        yl = np.array([v[0] for _, v in items])
+        if epochs > 0:
+            fine_tune(net, xl, gl, yl, np.array([v[1] for _, v in items], np.float32), epochs,
+                      seed=seed)
+            method.append(f"fine-tune {epochs} epochs on {len(items)} labels")
+        a, b = recalibrate(net, xl, gl, yl)
+        method.append(f"recalibrated on {len(items)} labels (logit x {a:.3f} {b:+.3f})")
         info["labels"] = len(lab)
-    elif lab:
-        method.append("labels given but --epochs 0: not fine-tuned")
     provenance = {
         "adapted_from": base.name, "adapted_from_sha256": sha256_file(base),
         "adapt_method": "; ".join(method), "adapt_chips": str(len(paths)),
@@ -271,4 +301,5 @@ def summary_line(rep: dict[str, Any]) -> str:
             f"parity max |diff| {rep['max_abs_diff']:.1e}")
 
 
-__all__ = ["adabn", "chips_digest", "fine_tune", "run_adapt", "summary_line", "weights_for"]
+__all__ = ["adabn", "chips_digest", "fine_tune", "recalibrate", "run_adapt", "summary_line",
+           "weights_for"]

@@ -253,8 +253,10 @@ Other manifest columns (vessel_id, acquired_utc, ...) pass through to the output
                    help="base model (default: the shipped one); its .pt must lie beside it")
     d.add_argument("--labels", type=Path, default=None,
                    help="CSV path,label[,load_fraction] of some of the chips (e.g. from "
-                        "shipload review); fine-tunes on them")
-    d.add_argument("--epochs", type=int, default=5, help="fine-tuning epochs with --labels")
+                        "shipload review); recalibrates the call on them")
+    d.add_argument("--epochs", type=int, default=0,
+                   help="with --labels, fine-tune the network this many epochs before "
+                        "recalibrating (default 0: it did not help on held-out looks)")
     d.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     d.set_defaults(func=_adapt)
 
