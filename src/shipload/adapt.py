@@ -203,8 +203,8 @@ def recalibrate(net: Any, x: np.ndarray, g: np.ndarray, y: np.ndarray,
         return loss
 
     opt.step(closure)
-    a = float(np.clip(math.exp(float(log_a)), 0.1, 10.0))
-    bias = -a * float(c)
+    a = float(np.clip(math.exp(log_a.item()), 0.1, 10.0))
+    bias = -a * c.item()
     with torch.no_grad():
         t_new = float(net.temperature) / a
         net.temperature.fill_(t_new)
