@@ -169,8 +169,9 @@ def recalibrate(net: Any, x: np.ndarray, g: np.ndarray, y: np.ndarray,
 
     ``d`` is the network's calibrated logit difference (laden minus empty). The scale goes into
     the temperature (T / a) and the offset into the class head's laden bias (b * T / a), so the
-    exported graph carries it with nothing added. A weak prior keeps (a, b) near (1, 0) when
-    the labels are few.
+    exported graph carries it with nothing added. It is fitted as a * (d - c), a scale and a
+    threshold, with a weak prior pulling a toward 1 and c toward 0 when the labels are few;
+    b = -a * c.
 
     Args:
         net: a ``ShiploadNet``.
