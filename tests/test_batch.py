@@ -213,3 +213,22 @@ def test_bad_geometry_flag_is_a_usage_error(synth_set: Path, smoke_onnx: Path, t
                    str(tmp_path / "o.csv"), "--off-nadir", "70") == 2
     assert "off_nadir_deg=70" in capsys.readouterr().err
     assert not (tmp_path / "o.csv").exists()
+
+
+def test_read_rows_reads_each_format_as_strings_and_names_a_bad_line(tmp_path: Path) -> None:
+    from shipload.batch import chip_file, read_rows
+    from shipload.errors import DataError
+
+    (tmp_path / "p.jsonl").write_text('{"path": "a.png", "p_laden": 0.7, "error": null}\n\n'
+                                      '{"path": "b.png", "p_laden": 0.2, "error": null}\n')
+    assert read_rows(tmp_path / "p.jsonl") == [
+        {"path": "a.png", "p_laden": "0.7", "error": ""},
+        {"path": "b.png", "p_laden": "0.2", "error": ""}]
+    (tmp_path / "bad.jsonl").write_text('{"path": "a.png"}\n{"path": \n')
+    with pytest.raises(DataError, match=r"bad.jsonl:2: not a JSON line"):
+        read_rows(tmp_path / "bad.jsonl")
+    with pytest.raises(UsageError, match="no such file"):
+        read_rows(tmp_path / "none.csv")
+    (tmp_path / "chips").mkdir()
+    assert chip_file("chips/x.png", tmp_path) == tmp_path / "chips" / "x.png"
+    assert chip_file(str(tmp_path / "y.png"), Path("/elsewhere")) == tmp_path / "y.png"

@@ -151,6 +151,17 @@ def read_rows(path: str | Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+def chip_file(path: str, root: Path) -> Path:
+    """The chip file a row's ``path`` names.
+
+    predict writes paths as it was given them: relative to where it ran, or absolute. A
+    relative path that does not resolve from here is looked up under ``root`` (usually the
+    predictions file's folder).
+    """
+    p = Path(path)
+    return p if p.is_absolute() or p.exists() else root / p
+
+
 class RowWriter:
     """Appends rows and flushes each batch; reads back what a previous run already wrote.
 

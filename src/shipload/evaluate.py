@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import csv
 import html
 import io
 import json
@@ -133,21 +132,6 @@ def summarise(y: np.ndarray, p: np.ndarray, lf_true: np.ndarray | None = None,
 
 
 # ---------------------------------------------------------------- reading and joining
-
-
-def read_predictions(path: str | Path) -> list[dict[str, Any]]:
-    """Rows of a ``shipload predict`` output (csv, jsonl or parquet)."""
-    p = Path(path)
-    if not p.is_file():
-        raise UsageError(f"predictions not found: {p}")
-    if p.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        return list(pq.read_table(p).to_pylist())
-    with open(p, newline="") as f:
-        if p.suffix in (".jsonl", ".json"):
-            return [json.loads(line) for line in f if line.strip()]
-        return list(csv.DictReader(f))
 
 
 @dataclass
@@ -480,7 +464,9 @@ def evaluate(predictions: str | Path, labels: str | Path, out: str | Path,
     if abstain and not 0 <= abstain[0] <= abstain[1] <= 1:
         raise UsageError(f"--abstain must be LOW-HIGH within 0-1, got {abstain}")
     pp = Path(predictions)
-    j = join(read_predictions(pp), labels, base=Path.cwd())
+    from shipload.batch import read_rows
+
+    j = join(read_rows(pp), labels, base=Path.cwd())
     metrics = compute_metrics(j, abstain)
     outp = Path(out)
     outp.mkdir(parents=True, exist_ok=True)

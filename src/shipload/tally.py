@@ -272,14 +272,11 @@ def _thumb(path: str, root: Path) -> str:
     """A small PNG data URI of a chip, or '' when it cannot be read."""
     import cv2
 
+    from shipload.batch import chip_file
     from shipload.data.io import read_chip
 
-    # predict writes paths as it was given them: relative to where it ran, or absolute.
-    p = Path(path)
-    if not p.is_absolute() and not p.is_file():
-        p = root / path
     try:
-        img = read_chip(p)
+        img = read_chip(chip_file(path, root))
     except Exception:
         return ""
     im = cv2.resize((img * 255).astype(np.uint8), (96, 96), interpolation=cv2.INTER_AREA)

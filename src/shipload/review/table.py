@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from shipload.bands import GSD_BANDS, band_label
-from shipload.batch import read_rows
+from shipload.batch import chip_file, read_rows
 from shipload.contract import GEOMETRY_FIELDS, parse_float
 from shipload.errors import UsageError
 from shipload.inference import sidecar_path
@@ -115,9 +115,7 @@ class Table:
         self.by_key: dict[str, int] = {}
         for i, r in enumerate(rows):
             key = r.get("path", "")
-            p = Path(key)
-            # predict writes paths as it was given them: relative to where it ran, or absolute.
-            file = p if p.is_absolute() or p.exists() else base / p
+            file = chip_file(key, base)
             prob = parse_float(r.get("p_laden"))
             ok = r.get("status", "ok") in ("ok", "") and math.isfinite(prob)
             call = ("laden" if prob >= 0.5 else "empty") if ok else ""
