@@ -157,3 +157,21 @@ def test_flips_reverse_the_matching_components() -> None:
     v = flip_geometry(g, False, True)
     assert v[8] == -g[8] and v[14] == -g[14] and v[7] == g[7]
     np.testing.assert_array_equal(flip_geometry(h, True, False), g)
+
+
+@pytest.mark.parametrize("policy", ["hull_aligned", "letterbox", "stretch"])
+def test_view_maps_carry_maps_exactly_as_the_view_carries_pixels(policy: str) -> None:
+    from shipload.synth.render import part_maps
+    from shipload.view import view_maps
+
+    r = render(fixed_scene(heading_deg=35.0, chip_px=200), clean=True, layers=True)
+    maps = part_maps(r.layers)  # (H, W, 5): shadow, side, band, deck, superstructure
+    maps[:2] = maps[-2:] = maps[:, :2] = maps[:, -2:] = 0  # a black border: the view's fill
+    spec = InputSpec(48, 96, policy)  # type: ignore[arg-type]
+    v = prepare_view(np.ascontiguousarray(maps[..., 1:4]), spec, heading_deg=35.0)
+    got = view_maps(maps, spec, v.axis_deg)
+    assert got.shape == (48, 96, 5)
+    np.testing.assert_allclose(got[..., 1:4], v.image, atol=1e-5)
+    if policy == "hull_aligned":  # the deck lies along the view's rows, centred
+        rows = got[..., 3].sum(axis=1)
+        assert abs(float((rows * np.arange(48)).sum() / rows.sum()) - 23.5) < 3

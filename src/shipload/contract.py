@@ -31,6 +31,9 @@ GEOMETRY_RANGES: dict[str, tuple[float, float]] = {
 }
 # Length of the encoded geometry vector, the model's second input (``view.encode_geometry``).
 GEO_DIM = 16
+# The parts the auxiliary segmentation head learns (training only; not an ONNX output), in
+# channel order; ``synth.render.PART_GROUPS`` says which renderer layers make each.
+PART_NAMES = ("shadow", "hull_side", "band", "deck", "superstructure")
 
 
 @dataclass(frozen=True)

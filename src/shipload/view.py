@@ -38,7 +38,7 @@ from shipload.contract import (
 __all__ = ["DEFAULT_ACROSS_SCALE", "DEFAULT_HEIGHT", "DEFAULT_WIDTH", "GEOMETRY_FIELDS",
            "GEOMETRY_RANGES", "GEO_DIM", "GeometryError", "InputSpec", "Policy", "View",
            "describe", "encode_geometry", "flip_geometry", "parse_geometry", "prepare_chip",
-           "prepare_view", "stack_views"]
+           "prepare_view", "stack_views", "view_maps"]
 
 # Indices of the encoded vector whose sign a flip of the view reverses.
 _ALONG = (7, 12)  # x (along-hull) components: horizontal flip
@@ -285,12 +285,15 @@ class View:
         geometry: (GEO_DIM,) float32 encoded geometry (all absent when none was given).
         axis_deg: the rotation applied (hull axis, from +x toward +y); 0 for plain resizes.
         axis_source: ``heading`` (given) or ``image`` (estimated), or ``none``.
+        maps: (height, width, C) float32 part maps carried into the view (training on
+            rendered chips only; ``view_maps``), else None.
     """
 
     image: np.ndarray
     geometry: np.ndarray
     axis_deg: float
     axis_source: str
+    maps: np.ndarray | None = None
 
 
 def prepare_view(img: np.ndarray, spec: InputSpec, geometry: Mapping[str, float] | None = None,
@@ -321,15 +324,57 @@ def prepare_view(img: np.ndarray, spec: InputSpec, geometry: Mapping[str, float]
         est = big if big_side <= 192 else cv2.resize(big, (160, 160), interpolation=cv2.INTER_AREA)
         angle, source = hull_axis_deg(est), "image"
     angle += angle_jitter_deg
+    band = _band(big, spec, angle, tuple(float(v) for v in fill))
+    return View(band, encode_geometry(geo, angle, side, spec), angle, source)
+
+
+def _band(big: np.ndarray, spec: InputSpec, angle: float,
+          fill: tuple[float, ...]) -> np.ndarray:
+    """Rotate a (S, S, C<=4) square by ``angle`` and cut the hull-aligned band from it."""
+    big_side = big.shape[0]
     c = (big_side - 1) / 2
     m = cv2.getRotationMatrix2D((c, c), angle, 1.0)  # rotates the hull axis onto +x
     m[1, 2] -= (big_side - spec.height) / 2  # keep the central band of `height` rows
     band = cv2.warpAffine(big, m, (big_side, spec.height), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=tuple(float(v) for v in fill))
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=fill)
     if big_side != spec.width:
         band = cv2.resize(band, (spec.width, spec.height), interpolation=cv2.INTER_AREA)
-    return View(np.ascontiguousarray(band, dtype=np.float32),
-                encode_geometry(geo, angle, side, spec), angle, source)
+    return np.ascontiguousarray(band.reshape(spec.height, spec.width, -1), dtype=np.float32)
+
+
+def view_maps(maps: np.ndarray, spec: InputSpec, axis_deg: float) -> np.ndarray:
+    """Carry per-pixel maps of a chip (the renderer's part layers) into its view.
+
+    The same square, resize, rotation and band as ``prepare_view`` applied with rotation
+    ``axis_deg`` (its ``View.axis_deg``); outside the chip the maps are 0.
+
+    Args:
+        maps: (H, W, C) float32 coverage maps in the chip's frame.
+        spec: the view's input spec.
+        axis_deg: the rotation the image's view applied.
+
+    Returns:
+        (height, width, C) float32.
+    """
+    h, w, n = maps.shape
+    s = max(h, w)
+    sq = np.zeros((s, s, n), np.float32)
+    sq[(s - h) // 2 : (s - h) // 2 + h, (s - w) // 2 : (s - w) // 2 + w] = maps
+    if spec.policy == "stretch":  # no square: the whole chip is stretched
+        sq = np.ascontiguousarray(maps, dtype=np.float32)
+    out = []
+    for i in range(0, n, 4):  # OpenCV's area resize takes at most 4 channels
+        part = np.ascontiguousarray(sq[..., i : i + 4])
+        if spec.policy != "hull_aligned":
+            r = cv2.resize(part, (spec.width, spec.height), interpolation=cv2.INTER_AREA)
+            out.append(r.reshape(spec.height, spec.width, -1))
+            continue
+        big_side = int(round(spec.width * spec.across_scale))
+        interp = cv2.INTER_AREA if s > big_side else cv2.INTER_LINEAR
+        big = cv2.resize(part, (big_side, big_side), interpolation=interp)
+        out.append(_band(big.reshape(big_side, big_side, -1), spec, axis_deg,
+                         (0.0,) * part.shape[2]))
+    return np.ascontiguousarray(np.concatenate(out, axis=2), dtype=np.float32)
 
 
 def prepare_chip(img: np.ndarray, spec: InputSpec, angle_jitter_deg: float = 0.0) -> np.ndarray:

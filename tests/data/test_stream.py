@@ -84,3 +84,17 @@ def test_framing_pairs_give_a_second_cut_of_the_same_ship() -> None:
     assert not torch.equal(it["image"], it["image2"])
     again = RenderedStream(_cfg(), 7, InputSpec(32, 64), framing_pairs=True)[2]
     assert torch.equal(it["image2"], again["image2"])  # still a function of the index alone
+
+
+def test_parts_give_the_part_maps_in_the_view_of_the_first_cut() -> None:
+    from shipload.contract import PART_NAMES
+
+    ds = RenderedStream(_cfg(), 7, InputSpec(32, 64), framing_pairs=True, parts=True)
+    it = ds[2]
+    assert it["parts"].shape == (len(PART_NAMES), 32, 64)
+    assert 0 <= float(it["parts"].min()) and float(it["parts"].max()) <= 1
+    deck = it["parts"][PART_NAMES.index("deck")]
+    assert float(deck.sum()) > 20  # the ship is in the view
+    # The maps are extra: the image is the same as without them.
+    plain = RenderedStream(_cfg(), 7, InputSpec(32, 64), framing_pairs=True)[2]
+    assert torch.equal(it["image"], plain["image"]) and "parts" not in plain

@@ -57,3 +57,30 @@ def test_flips_move_pixels_and_geometry_together() -> None:
         assert (c < 8) == (sx < 0) and (r < 4) == (sy < 0)
         seen.add((int(r < 4), int(c < 8)))
     assert len(seen) == 4  # every flip happened
+
+
+def test_part_maps_follow_every_geometric_step_of_the_training_transform() -> None:
+    from shipload.synth.render import part_maps, render
+    from tests.conftest import fixed_scene
+
+    r = render(fixed_scene(heading_deg=60.0, chip_px=160, sun_elevation_deg=25.0), clean=True,
+               layers=True)
+    maps = part_maps(r.layers)
+    ship = np.clip(0.3 * maps[..., 3] + maps[..., 4], 0, 1)  # deck dim, superstructure bright
+    img = np.ascontiguousarray(np.repeat(ship[..., None], 3, axis=2))  # grey: casts keep it
+    t = TrainTransform(InputSpec(48, 96))
+    flipped = 0
+    for seed in range(12):
+        t.set_seed(seed)
+        v = t(img, None, 60.0, maps)
+        assert v.maps is not None and v.maps.shape == (48, 96, 5)
+        # Radiometry changed the pixels, not where they are: the image still matches its map,
+        # and better than it matches the map turned end for end.
+        a = v.image.mean(axis=2).ravel()
+        b = np.clip(0.3 * v.maps[..., 3] + v.maps[..., 4], 0, 1)
+        right = np.corrcoef(a, b.ravel())[0, 1]
+        assert right > 0.8 and right > np.corrcoef(a, b[::-1, ::-1].ravel())[0, 1] + 0.1, seed
+        # The superstructure sits at one end: flips move it and its map together.
+        cols = v.maps[..., 4].sum(axis=0)
+        flipped += int(float((cols * np.arange(96)).sum() / cols.sum()) > 48)
+    assert 0 < flipped < 12

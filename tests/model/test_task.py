@@ -203,3 +203,62 @@ def test_training_loss_does_not_depend_on_the_calibration_temperature() -> None:
             losses.append(float(task._step(dict(batch), "train")))
     assert losses[1] == pytest.approx(losses[0], rel=1e-5)
     assert losses[2] == pytest.approx(losses[0], rel=1e-5)
+
+
+def test_part_loss_rewards_the_right_maps_and_weighs_thin_parts() -> None:
+    from shipload.model.task import part_loss
+
+    target = torch.zeros(2, 5, 24, 32)
+    target[:, 1, 10:12, 4:28] = 1.0  # a thin hull side
+    target[:, 3, 12:20, 4:28] = 1.0  # the deck
+    right = part_loss((target * 2 - 1) * 6, target)
+    missed_side = target.clone()
+    missed_side[:, 1] = 0  # every deck pixel right, the 48-pixel side missed
+    wrong = part_loss((missed_side * 2 - 1) * 6, target)
+    assert float(right) < 0.05 and float(wrong) > float(right) + 0.15
+    assert torch.isfinite(part_loss(torch.zeros(2, 5, 24, 32), torch.zeros(2, 5, 24, 32)))
+
+
+def test_part_loss_trains_the_part_head_and_leaves_the_export_path_alone() -> None:
+    """With ``parts`` in the batch the step adds the part loss (only on the first cuts), and
+    the decoder gets gradients; ``forward`` (what export traces) never runs it."""
+    import warnings
+
+    from shipload.model.task import ShiploadTask
+
+    task = ShiploadTask(backbone="shipnet_small", input_height=32, input_width=64,
+                        parts_loss_weight=1.0)
+    g = torch.Generator().manual_seed(0)
+    batch = {"image": torch.rand(4, 3, 32, 64, generator=g),
+             "image2": torch.rand(4, 3, 32, 64, generator=g),
+             "geometry": torch.zeros(4, 16), "geometry2": torch.zeros(4, 16),
+             "label": torch.tensor([0, 1, 1, 0]), "load_fraction": torch.rand(4, generator=g),
+             "freeboard_m": torch.full((4,), 3.0), "gsd_m": torch.full((4,), 0.5),
+             "parts": (torch.rand(4, 5, 32, 64, generator=g) > 0.7).float()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # self.log without a trainer
+        task.eval()
+        with torch.no_grad():
+            with_parts = float(task._step(dict(batch), "train"))
+            without = float(task._step({k: v for k, v in batch.items() if k != "parts"},
+                                       "train"))
+        assert with_parts > without + 0.1
+        task.train()
+        task._step(dict(batch), "train").backward()
+    assert task.net.part_head is not None
+    assert task.net.part_head.out.weight.grad is not None
+    assert float(task.net.part_head.out.weight.grad.abs().sum()) > 0
+    task.net.zero_grad()
+    logits, _, _ = task.net(batch["image"], batch["geometry"])
+    logits.sum().backward()
+    assert task.net.part_head.out.weight.grad is None or float(
+        task.net.part_head.out.weight.grad.abs().sum()) == 0
+
+
+def test_only_shipnet_has_a_part_head() -> None:
+    from shipload.model.backbones import ShiploadNet
+
+    net = ShiploadNet("mobilenet_v3_small")
+    assert net.part_head is None
+    with pytest.raises(ValueError, match="no part head"):
+        net.forward_parts(torch.rand(1, 3, 64, 64), None, 1)

@@ -128,3 +128,22 @@ def test_sampled_geometry_within_design_ranges() -> None:
             ballast.append(s.freeboard_m / s.beam_m)
     assert 0.05 <= np.median(laden) <= 0.18 and max(laden) <= 0.3
     assert 0.22 <= np.median(ballast) <= 0.4 and min(ballast) >= 0.18
+
+
+def test_part_maps_group_the_layers_and_empty_ships_show_more_side_than_laden() -> None:
+    from shipload.contract import PART_NAMES
+    from shipload.synth.render import part_maps
+
+    widths = {}
+    for lf in (0.0, 1.0):
+        r = render(fixed_scene(load_fraction=lf, off_nadir_deg=25.0), clean=True, layers=True)
+        m = part_maps(r.layers)
+        assert m.shape == (*r.rgb.shape[:2], len(PART_NAMES)) and m.dtype == np.float32
+        assert 0.0 <= m.min() and m.max() <= 1.0
+        i = PART_NAMES.index("deck")
+        deck = sum(r.layers[n] for n in ("deck", "forecastle", "pipe_rack", "manifold"))
+        assert np.allclose(m[..., i], np.clip(deck, 0, 1))
+        widths[lf] = m[..., PART_NAMES.index("hull_side")].sum()
+        assert m[..., PART_NAMES.index("shadow")].sum() > 0
+    # The visible side is the freeboard cue: a ship in ballast shows more of it.
+    assert widths[0.0] > 1.5 * widths[1.0]

@@ -111,6 +111,9 @@ class ShiploadDataModule(L.LightningDataModule):
         heading_prob: with ``stream``, share of chips whose heading is given (as from AIS).
         framing_pairs: with ``stream``, each training chip also comes cut a second time
             (tighter and shifted) for the model's framing-consistency loss.
+        parts: with ``stream``, chips also carry the renderer's part maps (shadow, hull side,
+            antifouling band, deck, superstructure) in the view, for the model's auxiliary
+            part-segmentation loss (``model.parts_loss_weight``).
     """
 
     def __init__(
@@ -137,6 +140,7 @@ class ShiploadDataModule(L.LightningDataModule):
         field_dropout: float = 0.2,
         heading_prob: float = 0.3,
         framing_pairs: bool = False,
+        parts: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -200,10 +204,10 @@ class ShiploadDataModule(L.LightningDataModule):
         if train:
             ds = RenderedStream(cfg, seed, self.spec, hp.augment, hp.geometry_dropout,
                                 hp.field_dropout, hp.heading_prob,
-                                framing_pairs=hp.framing_pairs)
+                                framing_pairs=hp.framing_pairs, parts=hp.parts)
             sampler = EpochSampler(hp.chips_per_epoch)
         else:  # half the chips with their whole geometry, half with none
-            ds = RenderedStream(cfg, seed, self.spec, False, 0.5, 0.0, 0.0)
+            ds = RenderedStream(cfg, seed, self.spec, False, 0.5, 0.0, 0.0, parts=hp.parts)
             sampler = EpochSampler(hp.val_chips, fixed=True)
         return DataLoader(ds, batch_size=hp.batch_size, sampler=sampler, drop_last=train,
                           num_workers=hp.num_workers, worker_init_fn=_single_threaded,

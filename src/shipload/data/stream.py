@@ -22,7 +22,7 @@ from torch.utils.data import Dataset, Sampler
 from shipload.data.datasets import item
 from shipload.data.transforms import EvalTransform, TrainTransform
 from shipload.synth.params import Scene, SynthConfig, sample_scene
-from shipload.synth.render import render
+from shipload.synth.render import part_maps, render
 from shipload.synth.sensor import to_uint8
 from shipload.view import GEOMETRY_FIELDS, InputSpec
 
@@ -33,14 +33,26 @@ def chip_from_scene(s: Scene, supersample: int) -> np.ndarray:
     Goes through the same uint8 display gamma (and JPEG, for the scene's JPEG chips) as
     ``shipload synth`` writes and ``read_chip`` reads, so training sees what predict sees.
     """
-    img8 = to_uint8(render(s, supersample=supersample).rgb)
+    return chip_and_parts(s, supersample, parts=False)[0]
+
+
+def chip_and_parts(s: Scene, supersample: int, parts: bool = True
+                   ) -> tuple[np.ndarray, np.ndarray | None]:
+    """``chip_from_scene`` and, with ``parts``, the chip's part maps (``part_maps``).
+
+    Returns:
+        (H, W, 3) float32 chip in [0, 1] and (H, W, len(PART_GROUPS)) float32 or None.
+    """
+    r = render(s, supersample=supersample, layers=parts)
+    maps = part_maps(r.layers) if parts else None
+    img8 = to_uint8(r.rgb)
     if s.jpeg_quality > 0:
         ok, buf = cv2.imencode(".jpg", img8[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY,
                                                          s.jpeg_quality])
         dec = cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else None
         if dec is not None:
             img8 = dec[..., ::-1]
-    return img8.astype(np.float32) * np.float32(1 / 255)
+    return img8.astype(np.float32) * np.float32(1 / 255), maps
 
 
 def scene_geometry(s: Scene) -> dict[str, float]:
@@ -99,16 +111,18 @@ class RenderedStream(Dataset[dict[str, Any]]):
         heading_noise_deg: std of that heading's error.
         framing_pairs: also return a second cut of the same ship (``framing_cut``) as
             ``image2``/``geometry2``, augmented independently (framing-consistency training).
+        parts: also return the renderer's part maps in the view, ``parts`` (C, H, W): the
+            targets of the dense part-segmentation task.
     """
 
     def __init__(self, cfg: SynthConfig, seed: int, spec: InputSpec, augment: bool = True,
                  geometry_dropout: float = 0.25, field_dropout: float = 0.2,
                  heading_prob: float = 0.3, heading_noise_deg: float = 3.0,
-                 framing_pairs: bool = False) -> None:
+                 framing_pairs: bool = False, parts: bool = False) -> None:
         self.cfg, self.seed, self.spec, self.augment = cfg, seed, spec, augment
         self.geometry_dropout, self.field_dropout = geometry_dropout, field_dropout
         self.heading_prob, self.heading_noise_deg = heading_prob, heading_noise_deg
-        self.framing_pairs = framing_pairs
+        self.framing_pairs, self.parts = framing_pairs, parts
         self.transform = TrainTransform(spec) if augment else EvalTransform(spec)
 
     def __len__(self) -> int:  # the stream is unbounded; the sampler sets an epoch's length
@@ -116,16 +130,18 @@ class RenderedStream(Dataset[dict[str, Any]]):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         s = sample_scene(self.cfg, self.seed, index)
-        img = chip_from_scene(s, self.cfg.sensor.supersample)
+        img, maps = chip_and_parts(s, self.cfg.sensor.supersample, self.parts)
         rng = np.random.default_rng([self.seed, index, 0xDA7A])
         geo = drop_geometry(scene_geometry(s), rng, self.geometry_dropout, self.field_dropout)
         heading = None
         if rng.random() < self.heading_prob:
             heading = s.heading_deg + float(rng.normal(0, self.heading_noise_deg))
         self.transform.set_seed(int(rng.integers(2**31)))
-        view = self.transform(img, geo, heading)
+        view = self.transform(img, geo, heading, maps)
         out = item(view, 1 if s.label == "laden" else 0, s.load_fraction, s.freeboard_m,
                    s.gsd_m, index)
+        if view.maps is not None:
+            out["parts"] = torch.from_numpy(np.ascontiguousarray(view.maps.transpose(2, 0, 1)))
         if self.framing_pairs:
             cut = framing_cut(img, s, rng)
             self.transform.set_seed(int(rng.integers(2**31)))

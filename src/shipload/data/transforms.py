@@ -23,6 +23,7 @@ from shipload.view import (
     flip_geometry,
     prepare_chip,
     prepare_view,
+    view_maps,
 )
 
 if TYPE_CHECKING:
@@ -74,7 +75,8 @@ def view_augment(seed: int | None = None) -> A.Compose:
     return A.Compose(
         [
             A.Affine(scale=(0.92, 1.08), translate_percent=(-0.03, 0.03), rotate=(-3, 3),
-                     border_mode=cv2.BORDER_REFLECT_101, p=0.5),
+                     border_mode=cv2.BORDER_REFLECT_101, mask_interpolation=cv2.INTER_LINEAR,
+                     p=0.5),
             A.RandomBrightnessContrast(brightness_limit=(-0.1, 0.1),
                                        contrast_limit=(-0.1, 0.1), p=0.3),
         ],
@@ -86,13 +88,15 @@ def view_augment(seed: int | None = None) -> A.Compose:
 def random_flips(view: View, rng: np.random.Generator) -> View:
     """Flip the view along and/or across the hull, and its geometry with it."""
     h, v = bool(rng.random() < 0.5), bool(rng.random() < 0.5)
-    img = view.image
+    img, maps = view.image, view.maps
     if h:
         img = img[:, ::-1]
+        maps = maps[:, ::-1] if maps is not None else None
     if v:
         img = img[::-1]
+        maps = maps[::-1] if maps is not None else None
     return View(np.ascontiguousarray(img), flip_geometry(view.geometry, h, v), view.axis_deg,
-                view.axis_source)
+                view.axis_source, None if maps is None else np.ascontiguousarray(maps))
 
 
 class TrainTransform:
@@ -116,13 +120,21 @@ class TrainTransform:
         self.rng = np.random.default_rng(seed + 2)
 
     def __call__(self, img: np.ndarray, geometry: Geometry = None,
-                 heading_deg: float | None = None) -> View:
-        """Augment the (H, W, 3) float chip and return its augmented view."""
+                 heading_deg: float | None = None, maps: np.ndarray | None = None) -> View:
+        """Augment the (H, W, 3) float chip and return its augmented view.
+
+        ``maps`` (H, W, C), the renderer's part maps, follow every geometric step (view,
+        affine, flips) and none of the radiometric ones; they come back as ``View.maps``.
+        """
         img = self.chip(image=img)["image"]
         jitter = float(self.rng.uniform(-1, 1)) * self.angle_jitter_deg
         v = prepare_view(np.clip(img, 0, 1).astype(np.float32), self.spec, geometry,
                          heading_deg, jitter)
-        v.image = np.clip(self.view(image=v.image)["image"], 0, 1)
+        if maps is None:
+            v.image = np.clip(self.view(image=v.image)["image"], 0, 1)
+        else:
+            out = self.view(image=v.image, mask=view_maps(maps, self.spec, v.axis_deg))
+            v.image, v.maps = np.clip(out["image"], 0, 1), out["mask"]
         return random_flips(v, self.rng)
 
 
@@ -159,6 +171,9 @@ class EvalTransform:
         """No-op: evaluation is deterministic."""
 
     def __call__(self, img: np.ndarray, geometry: Geometry = None,
-                 heading_deg: float | None = None) -> View:
-        """The view of the (H, W, 3) float chip."""
-        return prepare_view(img, self.spec, geometry, heading_deg)
+                 heading_deg: float | None = None, maps: np.ndarray | None = None) -> View:
+        """The view of the (H, W, 3) float chip (and of its part ``maps``, when given)."""
+        v = prepare_view(img, self.spec, geometry, heading_deg)
+        if maps is not None:
+            v.maps = view_maps(maps, self.spec, v.axis_deg)
+        return v

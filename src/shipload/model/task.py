@@ -37,7 +37,8 @@ def load_weights(net: nn.Module, path: str | Path) -> None:
     missing, unexpected = net.load_state_dict(sd, strict=False)
     # Weights of an image-only model (before the geometry branch) load into the image path;
     # the geometry branch then starts fresh, its residual outputs at zero.
-    new = ("temperature", "geo_mlp.", "fuse.", "fused_cls.", "fused_load.", "freeboard_head.")
+    new = ("temperature", "geo_mlp.", "fuse.", "fused_cls.", "fused_load.", "freeboard_head.",
+           "part_head.")
     if unexpected or [m for m in missing if not any(m.endswith(n) or m.startswith(n)
                                                     for n in new)]:
         raise ValueError(f"{path}: weights do not match this backbone "
@@ -82,6 +83,8 @@ class ShiploadTask(L.LightningModule):
         consistency_weight: weight of the framing-consistency loss, the symmetric KL between
             the class probabilities of two cuts of the same ship (batches from
             ``framing_pairs``). Both cuts also take every supervised loss.
+        parts_loss_weight: weight of the auxiliary part-segmentation loss (``part_loss``) on
+            batches that carry the renderer's part maps (``data.parts``); ShipNet only.
     """
 
     def __init__(
@@ -100,6 +103,7 @@ class ShiploadTask(L.LightningModule):
         init_from: str | None = None,
         calibrate: bool = True,
         consistency_weight: float = 0.0,
+        parts_loss_weight: float = 0.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -144,13 +148,24 @@ class ShiploadTask(L.LightningModule):
         return self.net(x, g)
 
     def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
+        # Part maps belong to the first cut only: taken out before the pair is stacked.
+        parts = batch.get("parts") if self.hp.parts_loss_weight > 0 else None
+        batch = {k: v for k, v in batch.items() if k != "parts"}
         pairs = "image2" in batch
         if pairs:  # two cuts of each ship: one batch of 2B, the truth repeated
             batch = pair_batch(batch)
         x, y = batch["image"], batch["label"]
         if stage == "train":
             x = x.contiguous(memory_format=torch.channels_last)
-        logits, load_logit, log_fb = self(x, batch.get("geometry"))  # logits: calibrated
+        part_loss_value = None
+        if parts is not None:
+            logits, load_logit, log_fb, part_logits = self.net.forward_parts(
+                x, batch.get("geometry"), parts.shape[0])
+            part_loss_value = part_loss(part_logits, parts)
+            self.log(f"{stage}_parts_loss", part_loss_value, on_epoch=True, on_step=False,
+                     batch_size=parts.shape[0])
+        else:
+            logits, load_logit, log_fb = self(x, batch.get("geometry"))  # logits: calibrated
         # The losses see the raw logits: were they to see logits / T, each epoch's refit of T
         # would feed back into the weights (the network rescales its logits to suit T, the
         # next refit moves T again), and T drifts: a run of this recipe drove it to 0.05 in
@@ -180,6 +195,8 @@ class ShiploadTask(L.LightningModule):
             fb_loss = log_fb.sum() * 0.0
         loss = cls_loss + self.hp.load_loss_weight * load_loss
         loss = loss + self.hp.freeboard_loss_weight * fb_loss
+        if part_loss_value is not None:
+            loss = loss + self.hp.parts_loss_weight * part_loss_value
         bs = x.shape[0]
         p = torch.softmax(logits.detach().float(), dim=1)[:, 1]
         self.metrics[stage + "_"].update(p, y)
@@ -262,6 +279,28 @@ def pair_batch(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     if "geometry" in batch:
         out["geometry"] = torch.cat([batch["geometry"], batch["geometry2"]])
     return out
+
+
+def part_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Part-segmentation loss: per-pixel BCE plus soft Dice per chip and part.
+
+    The cue parts are a few pixels wide in a view of 19,200: BCE alone is carried by the
+    water. Dice weighs each part by its own area, so a 2-pixel band counts as much as a deck.
+    Parts absent from a chip (no shadow under a high sun) add only their BCE.
+
+    Args:
+        logits: (B, P, H, W) part logits.
+        target: (B, P, H, W) visible coverage in [0, 1].
+    """
+    logits, target = logits.float(), target.float()
+    bce = F.binary_cross_entropy_with_logits(logits, target)
+    p = torch.sigmoid(logits)
+    inter = (p * target).sum(dim=(2, 3))
+    total = p.sum(dim=(2, 3)) + target.sum(dim=(2, 3))
+    present = target.sum(dim=(2, 3)) > 0.5  # (B, P)
+    dice = 1 - (2 * inter + 1) / (total + 1)
+    dice = dice[present].mean() if present.any() else logits.sum() * 0.0
+    return bce + dice
 
 
 def framing_consistency(logits: torch.Tensor) -> torch.Tensor:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from shipload.contract import PART_NAMES
 from shipload.synth import appearance as ap
 from shipload.synth import scene as sc
 from shipload.synth.geometry import CueWidths, Projector, ShipShapes, cue_widths, ship_shapes
@@ -41,6 +42,30 @@ class Rendered:
 
 PARTS = ("bulb", "rudder", "band", "hull_side", "deck", "forecastle", "pipe_rack", "manifold",
          "super_side", "super_roof", "funnel_side", "funnel_roof")
+
+
+# What the part-segmentation task learns (``part_maps``): the cue parts, each a group of the
+# renderer's layers. Shadow, side and band widths across the hull are the freeboard cue.
+PART_GROUPS: dict[str, tuple[str, ...]] = {
+    "shadow": ("shadow",),
+    "hull_side": ("hull_side",),
+    "band": ("band", "bulb", "rudder"),
+    "deck": ("deck", "forecastle", "pipe_rack", "manifold"),
+    "superstructure": ("super_side", "super_roof", "funnel_side", "funnel_roof"),
+}
+
+
+assert tuple(PART_GROUPS) == PART_NAMES
+
+
+def part_maps(layers: dict[str, np.ndarray]) -> np.ndarray:
+    """Group a render's ``layers`` into the part-segmentation targets.
+
+    Returns:
+        (H, W, len(PART_GROUPS)) float32 visible coverage in [0, 1], in ``PART_GROUPS`` order.
+    """
+    maps = [np.clip(sum(layers[n] for n in names), 0, 1) for names in PART_GROUPS.values()]
+    return np.stack(maps, axis=2).astype(np.float32)
 
 
 def _supersample(chip_px: int, requested: int) -> int:
