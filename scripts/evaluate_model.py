@@ -9,7 +9,8 @@ Renders (seeded, nothing stored but the figures):
 For each model, with and without the geometry input: accuracy (overall and per GSD band),
 AUROC, the share called laden, load and freeboard errors. Then the physical bound with and
 without geometry, framing invariance (the same ship cut tight and loose), and adaptation to the
-held-out families (AdaBN on 2,000 unlabelled chips; fine-tuning on 50, 200, 1,000 labels).
+held-out families (AdaBN on 2,000 unlabelled chips; fine-tuning on 50, 200, 1,000 labels),
+and, for a model trained with the part task, how well its part head finds the parts.
 Writes models/eval/metrics.json; make_card.py fills the model card from it.
 """
 
@@ -34,9 +35,10 @@ REPO = Path(__file__).resolve().parents[1]
 from shipload.adapt import adabn, fine_tune, recalibrate  # noqa: E402
 from shipload.bands import GSD_BANDS, band_masks  # noqa: E402
 from shipload.config import load_yaml  # noqa: E402
-from shipload.data.stream import chip_from_scene, scene_geometry  # noqa: E402
-from shipload.evaluate import auroc  # noqa: E402
+from shipload.contract import PART_NAMES  # noqa: E402
+from shipload.data.stream import RenderedStream, chip_from_scene, scene_geometry  # noqa: E402
 from shipload.export import load_model  # noqa: E402
+from shipload.metrics import auroc  # noqa: E402
 from shipload.oracle import oracle_bound  # noqa: E402
 from shipload.synth import SynthConfig, sample_scene, write_dataset  # noqa: E402
 from shipload.synth.appearance import HELD_OUT  # noqa: E402
@@ -170,6 +172,30 @@ def adaptation(path: Path, held_eval: dict[str, np.ndarray], unlabelled: dict[st
             "gap_closed_by_adabn": round(gain / room, 3) if room > 0 else None}
 
 
+def part_iou(path: Path, cfg: SynthConfig, n: int) -> dict[str, float] | None:
+    """IoU of the part head's maps (probability > 0.5) with the renderer's (coverage > 0.5),
+    per part, on n chips of ``cfg`` (seed 5): does the model find the parts of a look it never
+    saw? None for a model without a trained part head."""
+    m = load_model(path)
+    if m.net.part_head is None or not m.hparams.get("parts_loss_weight"):
+        return None
+    ds = RenderedStream(cfg, 5, m.spec, augment=False, geometry_dropout=0.0, field_dropout=0.0,
+                        heading_prob=0.0, parts=True)
+    inter = np.zeros(len(PART_NAMES))
+    union = np.zeros(len(PART_NAMES))
+    with torch.no_grad():
+        for i in range(0, n, 64):
+            items = [ds[j] for j in range(i, min(n, i + 64))]
+            x = torch.stack([it["image"] for it in items])
+            g = torch.stack([it["geometry"] for it in items])
+            pred = torch.sigmoid(m.net.forward_parts(x, g, len(items))[3]).numpy() > 0.5
+            true = torch.stack([it["parts"] for it in items]).numpy() > 0.5
+            inter += (pred & true).sum(axis=(0, 2, 3))
+            union += (pred | true).sum(axis=(0, 2, 3))
+    return {p: round(float(a / b), 3) if b else math.nan
+            for p, a, b in zip(PART_NAMES, inter, union)}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -180,6 +206,8 @@ def main() -> None:
     p.add_argument("--framing-n", type=int, default=300)
     p.add_argument("--adapt-n", type=int, default=2000, help="unlabelled chips for AdaBN")
     p.add_argument("--labels", type=int, nargs="+", default=[50, 200, 1000])
+    p.add_argument("--parts-n", type=int, default=300,
+                   help="chips per set for the part head's IoU (models trained with parts)")
     p.add_argument("--out", type=Path, default=REPO / "models" / "eval" / "metrics.json")
     p.add_argument("--per-axis-only", action="store_true",
                    help="only add the one-held-out-axis-at-a-time sets to an existing --out")
@@ -227,6 +255,9 @@ def main() -> None:
                          "with_geometry": oracle_bound(tr / "labels.csv", ev / "labels.csv",
                                                        geometry=True)}
     add_per_axis(res, a.model, a.baseline, a.n)
+    ious = {k: part_iou(a.model, cfgs[k], a.parts_n) for k in ("in_family", "held_out")}
+    if all(v is not None for v in ious.values()):
+        res["part_iou"] = {"n": a.parts_n, **ious}
     res["oracle_n"] = a.oracle_n
     res["seconds"] = round(time.time() - t0)
     a.out.parent.mkdir(parents=True, exist_ok=True)
@@ -264,6 +295,8 @@ def report(res: dict[str, Any]) -> None:
     for k, o in res["oracle"].items():
         print(f"oracle {k}: " + ", ".join(f"{b} {v:.3f}" for b, v in o["accuracy"].items()))
     print("framing:", json.dumps(res["framing"]))
+    if "part_iou" in res:
+        print("part IoU:", json.dumps(res["part_iou"]))
     ad = res["adaptation"]
     print(f"adaptation (held-out families): before {ad['before']['accuracy']['all']:.3f}, "
           f"AdaBN {ad['adabn']['accuracy']['all']:.3f}, recalibrated on labels " + ", ".join(

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shipload.evaluate import accuracy, auroc, bootstrap_ci, brier, confusion, ece, evaluate, f1
+from shipload.evaluate import evaluate
+from shipload.metrics import accuracy, auroc, bootstrap_ci, brier, confusion, ece, f1
 from tests.conftest import chromium_screenshot
 
 Y = np.array([0, 0, 1, 1, 1, 0])

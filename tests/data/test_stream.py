@@ -92,7 +92,7 @@ def test_parts_give_the_part_maps_in_the_view_of_the_first_cut() -> None:
     ds = RenderedStream(_cfg(), 7, InputSpec(32, 64), framing_pairs=True, parts=True)
     it = ds[2]
     assert it["parts"].shape == (len(PART_NAMES), 32, 64)
-    assert 0 <= float(it["parts"].min()) and float(it["parts"].max()) <= 1
+    assert float(it["parts"].min()) >= 0 and float(it["parts"].max()) <= 1
     deck = it["parts"][PART_NAMES.index("deck")]
     assert float(deck.sum()) > 20  # the ship is in the view
     # The maps are extra: the image is the same as without them.

@@ -139,7 +139,7 @@ def test_part_maps_group_the_layers_and_empty_ships_show_more_side_than_laden() 
         r = render(fixed_scene(load_fraction=lf, off_nadir_deg=25.0), clean=True, layers=True)
         m = part_maps(r.layers)
         assert m.shape == (*r.rgb.shape[:2], len(PART_NAMES)) and m.dtype == np.float32
-        assert 0.0 <= m.min() and m.max() <= 1.0
+        assert m.min() >= 0.0 and m.max() <= 1.0
         i = PART_NAMES.index("deck")
         deck = sum(r.layers[n] for n in ("deck", "forecastle", "pipe_rack", "manifold"))
         assert np.allclose(m[..., i], np.clip(deck, 0, 1))
