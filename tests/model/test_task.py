@@ -28,10 +28,11 @@ def smoke_args(tmp: Path, *extra: str) -> list[str]:
 
 
 def file_args(tmp: Path, *extra: str) -> list[str]:
-    """The same, on a rendered folder instead of the stream (fine-tuning on files)."""
+    """The same, on a rendered folder instead of the stream (fine-tuning on files, which
+    carry no part maps: the part loss off, as configs/finetune.yaml sets it)."""
     return smoke_args(tmp, "--data.stream=false", f"--data.data={tmp / 'data'}",
                       "--data.synth_n=96", "--data.val_fraction=0.2", "--data.test_fraction=0.2",
-                      *extra)
+                      "--model.parts_loss_weight=0", *extra)
 
 
 def test_smoke_fit_streams_fresh_chips_and_writes_run_files(tmp_path: Path) -> None:
@@ -262,3 +263,19 @@ def test_only_shipnet_has_a_part_head() -> None:
     assert net.part_head is None
     with pytest.raises(ValueError, match="no part head"):
         net.forward_parts(torch.rand(1, 3, 64, 64), None, 1)
+
+
+def test_part_loss_without_part_maps_or_part_head_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="parts_loss_weight 0"):
+        cli_main(smoke_args(tmp_path, "--model.backbone=mobilenet_v3_small")[1:], run=False)
+    # Files carry no part maps: the first step says so and how to train without them.
+    with pytest.raises(ValueError, match="data.parts: true"):
+        cli_main(file_args(tmp_path / "files", "--model.parts_loss_weight=1"))
+
+
+def test_without_the_part_loss_the_part_head_is_frozen() -> None:
+    from shipload.model.task import ShiploadTask
+
+    task = ShiploadTask(backbone="shipnet_small", input_height=32, input_width=64)
+    assert task.net.part_head is not None
+    assert not any(p.requires_grad for p in task.net.part_head.parameters())

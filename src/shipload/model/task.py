@@ -122,9 +122,17 @@ class ShiploadTask(L.LightningModule):
 
         Raises:
             ValueError: ``init_from`` weights trained at another input size or policy than
-                this model's: fine-tuning must use the view the weights were trained on.
+                this model's: fine-tuning must use the view the weights were trained on; or
+                the part loss asked of a backbone without a part head.
         """
         self.net = ShiploadNet(self.hp.backbone, self.hp.dropout)
+        if self.net.part_head is None and self.hp.parts_loss_weight > 0:
+            raise ValueError(f"model.parts_loss_weight needs a ShipNet backbone (the part "
+                             f"decoder reads its stages); set --model.parts_loss_weight 0 to "
+                             f"train {self.hp.backbone!r}")
+        if self.net.part_head is not None and self.hp.parts_loss_weight <= 0:
+            # Unused without the part loss: frozen, so that DDP does not wait for its gradients.
+            self.net.part_head.requires_grad_(False)
         if self.hp.init_from:
             check_input_spec(self.hp.init_from, self.hp)
             load_weights(self.net, self.hp.init_from)
@@ -150,6 +158,10 @@ class ShiploadTask(L.LightningModule):
     def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
         # Part maps belong to the first cut only: taken out before the pair is stacked.
         parts = batch.get("parts") if self.hp.parts_loss_weight > 0 else None
+        if parts is None and self.hp.parts_loss_weight > 0 and stage == "train":
+            raise ValueError("model.parts_loss_weight needs the renderer's part maps "
+                             "(data.stream: true with data.parts: true); to train on files "
+                             "set --model.parts_loss_weight 0 (configs/finetune.yaml does)")
         batch = {k: v for k, v in batch.items() if k != "parts"}
         pairs = "image2" in batch
         if pairs:  # two cuts of each ship: one batch of 2B, the truth repeated
