@@ -140,6 +140,26 @@ def framing_table(m: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def part_table(m: dict[str, Any]) -> str:
+    """The part head's IoU per part, in-family and held-out (empty for a model without one)."""
+    iou = m.get("part_iou")
+    if not iou:
+        return ""
+    parts = list(iou["in_family"])
+    lines = ["| look | " + " | ".join(p.replace("_", " ") for p in parts) + " |",
+             "|" + "---|" * (len(parts) + 1)]
+    for key, name in (("in_family", "in-family"), ("held_out", "held-out families")):
+        lines.append(f"| {name} | " + " | ".join(f"{iou[key][p]:.3f}" for p in parts) + " |")
+    return f"""## Part head (training only)
+
+The training-only part decoder's maps against the renderer's (IoU of probability > 0.5 with
+coverage > 0.5, on {iou['n']} chips per look, seed 5). Whether the network finds the parts of
+a look it never saw is what the part task is for; the decoder is not in the ONNX graph. Thin
+parts (hull side, band: a pixel or two at coarse GSD) score low even when found.
+
+""" + "\n".join(lines)
+
+
 def training_table(log: Path) -> str:
     """Per-epoch validation figures from the training run's CSV log (copied into the repo)."""
     import csv
@@ -229,6 +249,8 @@ The same ship cut tight (1.1x its length, centred) and loose (2x, 10 % off centr
 ## Adaptation to new imagery (held-out families)
 
 {adaptation_table(m)}
+
+{part_table(m)}
 
 
 ## Speed

@@ -38,3 +38,13 @@ def test_tables_carry_the_measured_figures() -> None:
     gaps = gap_table(m)
     assert "| with geometry | +3.0 | +3.0 | +3.0 | +3.0 |" in gaps
     assert "| without geometry | +5.0 |" in gaps
+
+
+def test_part_table_only_for_a_model_with_a_part_head() -> None:
+    from make_card import part_table
+
+    assert part_table({}) == ""
+    iou = {"n": 300, "in_family": {"shadow": 0.61, "hull_side": 0.2},
+           "held_out": {"shadow": 0.42, "hull_side": 0.1}}
+    t = part_table({"part_iou": iou})
+    assert "| held-out families | 0.420 | 0.100 |" in t and "on 300 chips" in t
