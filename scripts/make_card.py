@@ -154,8 +154,9 @@ def part_table(m: dict[str, Any]) -> str:
 
 The training-only part decoder's maps against the renderer's (IoU of probability > 0.5 with
 coverage > 0.5, on {iou['n']} chips per look, seed 5). Whether the network finds the parts of
-a look it never saw is what the part task is for; the decoder is not in the ONNX graph. Thin
-parts (hull side, band: a pixel or two at coarse GSD) score low even when found.
+a look it never saw is what the part task is for; the decoder is not in the ONNX graph. A
+part the head never marks above 0.5 scores 0: the thin ones (hull side, band, a pixel or two
+across at coarse GSD) are learned, if at all, below that.
 
 """ + "\n".join(lines)
 
@@ -167,11 +168,14 @@ def training_table(log: Path) -> str:
     if not log.is_file():
         return ""
     rows = [r for r in csv.DictReader(open(log, newline="")) if r.get("val_acc")]
-    lines = ["| epoch | val accuracy | val AUROC | val freeboard MAE (m) | val load MAE |",
-             "|---|---|---|---|---|"]
+    parts = any(r.get("val_parts_loss") for r in rows)
+    lines = ["| epoch | val accuracy | val AUROC | val freeboard MAE (m) | val load MAE |"
+             + (" val part loss |" if parts else ""), "|---|---|---|---|---|" + (
+                 "---|" if parts else "")]
     for r in rows:
         lines.append(f"| {r['epoch']} | {float(r['val_acc']):.3f} | {float(r['val_auroc']):.3f} | "
-                     f"{float(r['val_freeboard_mae_m']):.2f} | {float(r['val_load_mae']):.3f} |")
+                     f"{float(r['val_freeboard_mae_m']):.2f} | {float(r['val_load_mae']):.3f} |"
+                     + (f" {float(r['val_parts_loss']):.3f} |" if parts else ""))
     return ("Validation during training (1,024 in-family chips of another seed, half of them "
             f"without geometry; `{log.relative_to(REPO).as_posix()}`):\n\n" + "\n".join(lines))
 
@@ -262,9 +266,12 @@ by side in one run):
 
 ## History
 
-Stage 8 (`models/init/stage8.pt`, this recipe's starting weights) was the first geometry-aware
-model: the stage-7 weights fine-tuned for 14 epochs of 8,000 fresh chips without framing pairs
-and with milder augmentation; its card is in the repository's history at commit bb138f6. The
+Stage 9 (`models/init/stage9.pt`, this recipe's starting weights) is this recipe without the
+part task: 7 epochs of 5,000 fresh chips with framing pairs and the wide augmentation, from
+stage 8; its card is in the repository's history at commit 609c022. Stage 8
+(`models/init/stage8.pt`) was the first geometry-aware model: the stage-7 weights fine-tuned
+for 14 epochs of 8,000 fresh chips without framing pairs and with milder augmentation; its
+card is in the repository's history at commit bb138f6. The
 image-only stages 1-7 (the last kept as `models/init/stage7.pt`) were trained on the base
 renderer's look only; their card, configs and figures are in the history at commit c616f5a
 (held-out accuracy 0.861 on the base renderer, as measured then; on the team's independent
