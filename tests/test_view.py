@@ -160,11 +160,14 @@ def test_flips_reverse_the_matching_components() -> None:
 
 
 @pytest.mark.parametrize("policy", ["hull_aligned", "letterbox", "stretch"])
-def test_view_maps_carry_maps_exactly_as_the_view_carries_pixels(policy: str) -> None:
+@pytest.mark.parametrize("chip_px,gsd_m", [(200, 0.5), (40, 2.5)])  # shrunk, enlarged
+def test_view_maps_carry_maps_exactly_as_the_view_carries_pixels(policy: str, chip_px: int,
+                                                                 gsd_m: float) -> None:
     from shipload.synth.render import part_maps
     from shipload.view import view_maps
 
-    r = render(fixed_scene(heading_deg=35.0, chip_px=200), clean=True, layers=True)
+    r = render(fixed_scene(heading_deg=35.0, chip_px=chip_px, gsd_m=gsd_m), clean=True,
+               layers=True)
     maps = part_maps(r.layers)  # (H, W, 5): shadow, side, band, deck, superstructure
     maps[:2] = maps[-2:] = maps[:, :2] = maps[:, -2:] = 0  # a black border: the view's fill
     spec = InputSpec(48, 96, policy)  # type: ignore[arg-type]

@@ -365,8 +365,10 @@ def view_maps(maps: np.ndarray, spec: InputSpec, axis_deg: float) -> np.ndarray:
     out = []
     for i in range(0, n, 4):  # OpenCV's area resize takes at most 4 channels
         part = np.ascontiguousarray(sq[..., i : i + 4])
-        if spec.policy != "hull_aligned":
-            r = cv2.resize(part, (spec.width, spec.height), interpolation=cv2.INTER_AREA)
+        if spec.policy != "hull_aligned":  # as _resize: area when shrinking
+            shrink = max(part.shape[:2]) > max(spec.height, spec.width)
+            r = cv2.resize(part, (spec.width, spec.height),
+                           interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
             out.append(r.reshape(spec.height, spec.width, -1))
             continue
         big_side = int(round(spec.width * spec.across_scale))
