@@ -143,7 +143,8 @@ def test_part_maps_group_the_layers_and_empty_ships_show_more_side_than_laden() 
         i = PART_NAMES.index("deck")
         deck = sum(r.layers[n] for n in ("deck", "forecastle", "pipe_rack", "manifold"))
         assert np.allclose(m[..., i], np.clip(deck, 0, 1))
-        widths[lf] = m[..., PART_NAMES.index("hull_side")].sum()
+        widths[lf] = sum(m[..., PART_NAMES.index(p)].sum() for p in ("hull_side", "band"))
         assert m[..., PART_NAMES.index("shadow")].sum() > 0
-    # The visible side is the freeboard cue: a ship in ballast shows more of it.
+    # The visible side (topside and the antifouling band below it) is the freeboard cue: a
+    # ship in ballast shows more of it.
     assert widths[0.0] > 1.5 * widths[1.0]
