@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from shipload import CLASSES
+from shipload.data.io import thumbnail_uri
 from shipload.metrics import accuracy, bootstrap_ci
 
 if TYPE_CHECKING:
@@ -96,20 +97,6 @@ def make_plots(j: Joined, metrics: dict[str, Any]) -> dict[str, bytes]:
     return plots
 
 
-def _thumb(path: str, size: int = 112) -> str:
-    import cv2
-
-    from shipload.data.io import read_chip
-
-    try:
-        img = read_chip(path)
-    except Exception:
-        return ""
-    im = cv2.resize((img * 255).astype(np.uint8), (size, size), interpolation=cv2.INTER_AREA)
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(im, cv2.COLOR_RGB2BGR))
-    return base64.b64encode(buf.tobytes()).decode() if ok else ""
-
-
 HEADINGS = {"n": "chips", "accuracy": "accuracy", "f1": "F1", "auroc": "AUROC",
             "ece": "calibration error (ECE)", "brier": "Brier score",
             "load_fraction_mae": "load fraction MAE"}
@@ -192,8 +179,8 @@ def write_html(out: Path, j: Joined, metrics: dict[str, Any], plots: dict[str, b
         if not sel:
             parts.append("<p>none</p>")
         for r in sel:
-            t = _thumb(r["path"])
-            img = f"<img alt='chip' src='data:image/png;base64,{t}'>" if t else "(unreadable)"
+            t = thumbnail_uri(r["path"], 112)
+            img = f"<img alt='chip' src='{t}'>" if t else "(unreadable)"
             parts.append(f"<div class='c'>{img}<br>label {CLASSES[r['y']]}<br>"
                          f"p_laden {r['p']:.3f}<br>GSD {r['gsd_m']:.2f} m<br>"
                          f"{html.escape(Path(r['path']).name)}</div>")

@@ -13,7 +13,6 @@ independent).
 
 from __future__ import annotations
 
-import base64
 import csv
 import html
 import json
@@ -268,24 +267,11 @@ def run_tally(predictions: str | Path, calls_csv: str | Path, out: str | Path,
     return summary
 
 
-def _thumb(path: str, root: Path) -> str:
-    """A small PNG data URI of a chip, or '' when it cannot be read."""
-    import cv2
-
-    from shipload.batch import chip_file
-    from shipload.data.io import read_chip
-
-    try:
-        img = read_chip(chip_file(path, root))
-    except Exception:
-        return ""
-    im = cv2.resize((img * 255).astype(np.uint8), (96, 96), interpolation=cv2.INTER_AREA)
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(im, cv2.COLOR_RGB2BGR))
-    return "data:image/png;base64," + base64.b64encode(buf.tobytes()).decode() if ok else ""
-
-
 def _html(calls: list[Call], rows: list[dict[str, Any]], summary: dict[str, Any],
           root: Path) -> str:
+    from shipload.batch import chip_file
+    from shipload.data.io import thumbnail_uri
+
     esc = html.escape
     by_vessel: dict[str, list[tuple[Call, dict[str, Any]]]] = {}
     for c, r in zip(calls, rows):
@@ -307,7 +293,7 @@ def _html(calls: list[Call], rows: list[dict[str, Any]], summary: dict[str, Any]
             bars.append(f'<div class="call {esc(r["status"])}" style="left:{left:.2f}%;'
                         f'width:{width:.2f}%" title="{esc(label)}">{esc(c.call_id)}</div>')
             for s in c.sightings:
-                src = _thumb(s.path, root)
+                src = thumbnail_uri(chip_file(s.path, root), 96)
                 img = f'<img src="{src}" alt="chip">' if src else "<span>no chip</span>"
                 chips.append(f'<figure>{img}<figcaption>{esc(s.time.strftime("%Y-%m-%d %H:%M"))}'
                              f"<br>load {s.load:.2f}, p {s.p_laden:.2f}</figcaption></figure>")

@@ -122,3 +122,21 @@ def test_decoding_bytes_already_read(tmp_path: Path, rgb8: np.ndarray) -> None:
         read_bytes(tmp_path / "missing.png")
     with pytest.raises(ChipError, match="corrupt|not a readable"):
         read_chip(tmp_path / "x.png", data=read_bytes(tmp_path / "a.png")[:60])
+
+
+def test_thumbnail_uri_is_a_png_of_the_chip_or_empty_when_unreadable(tmp_path: Path) -> None:
+    import base64
+
+    from shipload.data.io import thumbnail_uri
+
+    img = np.zeros((40, 60, 3), np.uint8)
+    img[:, 30:] = (0, 0, 255)  # right half red (BGR)
+    cv2.imwrite(str(tmp_path / "c.png"), img)
+    uri = thumbnail_uri(tmp_path / "c.png", 24)
+    assert uri.startswith("data:image/png;base64,")
+    png = cv2.imdecode(np.frombuffer(base64.b64decode(uri.split(",", 1)[1]), np.uint8),
+                       cv2.IMREAD_COLOR)
+    assert png.shape == (24, 24, 3) and png[12, 20, 2] > 200 and png[12, 2, 2] < 50
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    assert thumbnail_uri(tmp_path / "bad.png", 24) == ""
+    assert thumbnail_uri(tmp_path / "missing.png", 24) == ""

@@ -188,3 +188,29 @@ def read_chip(path: str | Path, bands: Sequence[int] | None = None,
         return to_rgb(arr, bands, alpha=alpha)
     except ChipError as e:
         raise ChipError(f"{p}: {e}") from e
+
+
+def png_bytes(img: np.ndarray) -> bytes:
+    """(H, W, 3) float RGB in [0, 1] → PNG bytes (for pages and the review app).
+
+    Raises:
+        ValueError: OpenCV could not encode the image.
+    """
+    im = np.clip(img * 255 + 0.5, 0, 255).astype(np.uint8)
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(im, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ValueError("PNG encoding failed")
+    return buf.tobytes()
+
+
+def thumbnail_uri(path: str | Path, size: int) -> str:
+    """A ``size`` x ``size`` PNG data URI of a chip for a report page, or '' when unreadable."""
+    import base64
+
+    try:
+        img = read_chip(path)
+        im = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
+        return "data:image/png;base64," + base64.b64encode(png_bytes(im)).decode()
+    except (ChipError, ValueError, cv2.error):
+        return ""
+

@@ -30,7 +30,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from shipload.contract import InputSpec
-from shipload.data.io import read_chip
+from shipload.data.io import png_bytes, read_chip
 from shipload.errors import UsageError
 from shipload.review.page import dumps, render
 from shipload.review.store import LABELS, LabelStore
@@ -45,15 +45,6 @@ def _json(obj: Any, status: int = 200) -> Response:
     return Response(dumps(obj), status_code=status, media_type="application/json")
 
 
-def _png(img: np.ndarray) -> bytes:
-    """(H, W, 3) float RGB in [0, 1] → PNG bytes."""
-    im = np.clip(img * 255 + 0.5, 0, 255).astype(np.uint8)
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(im, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise ValueError("PNG encoding failed")
-    return buf.tobytes()
-
-
 def placeholder(message: str, width: int = 160, height: int = 120) -> bytes:
     """A grey PNG with a cross and the error written on it."""
     img = np.full((height, width, 3), 204, np.uint8)  # RGB; putText draws on 8-bit only
@@ -62,7 +53,7 @@ def placeholder(message: str, width: int = 160, height: int = 120) -> bytes:
     for k, line in enumerate(textwrap.wrap(message, 26)[:7]):
         cv2.putText(img, line, (4, 14 + 15 * k), cv2.FONT_HERSHEY_PLAIN, 0.8, (150, 0, 0), 1,
                     cv2.LINE_AA)
-    return _png(img.astype(np.float32) / 255)
+    return png_bytes(img.astype(np.float32) / 255)
 
 
 def model_spec(predictions: Path) -> InputSpec:
@@ -121,7 +112,7 @@ class Review:
                 if s < 1:
                     img = cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))),
                                      interpolation=cv2.INTER_AREA)
-            return _png(img), ""
+            return png_bytes(img), ""
         except Exception as e:  # any unreadable chip becomes a placeholder, never a 500
             msg = f"{type(e).__name__}: {e}".replace(str(c.file), c.file.name)
             return placeholder(msg), msg
