@@ -259,7 +259,7 @@ def _square(img: np.ndarray, fill: np.ndarray) -> np.ndarray:
     if h == w:
         return img
     s = max(h, w)
-    out = np.empty((s, s, 3), np.float32)
+    out = np.empty((s, s, img.shape[2]), np.float32)
     out[:] = fill
     y0, x0 = (s - h) // 2, (s - w) // 2
     out[y0 : y0 + h, x0 : x0 + w] = img
@@ -356,23 +356,17 @@ def view_maps(maps: np.ndarray, spec: InputSpec, axis_deg: float) -> np.ndarray:
     Returns:
         (height, width, C) float32.
     """
-    h, w, n = maps.shape
-    s = max(h, w)
-    sq = np.zeros((s, s, n), np.float32)
-    sq[(s - h) // 2 : (s - h) // 2 + h, (s - w) // 2 : (s - w) // 2 + w] = maps
-    if spec.policy == "stretch":  # no square: the whole chip is stretched
-        sq = np.ascontiguousarray(maps, dtype=np.float32)
+    n = maps.shape[2]
+    # Padded with 0 (no part), where the image is padded with its border colour.
+    sq = maps.astype(np.float32) if spec.policy == "stretch" else _square(maps, np.zeros(n))
     out = []
     for i in range(0, n, 4):  # OpenCV's area resize takes at most 4 channels
         part = np.ascontiguousarray(sq[..., i : i + 4])
-        if spec.policy != "hull_aligned":  # as _resize: area when shrinking
-            shrink = max(part.shape[:2]) > max(spec.height, spec.width)
-            r = cv2.resize(part, (spec.width, spec.height),
-                           interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-            out.append(r.reshape(spec.height, spec.width, -1))
+        if spec.policy != "hull_aligned":
+            out.append(_resize(part, spec).reshape(spec.height, spec.width, -1))
             continue
         big_side = int(round(spec.width * spec.across_scale))
-        interp = cv2.INTER_AREA if s > big_side else cv2.INTER_LINEAR
+        interp = cv2.INTER_AREA if sq.shape[0] > big_side else cv2.INTER_LINEAR
         big = cv2.resize(part, (big_side, big_side), interpolation=interp)
         out.append(_band(big.reshape(big_side, big_side, -1), spec, axis_deg,
                          (0.0,) * part.shape[2]))
