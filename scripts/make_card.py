@@ -180,6 +180,15 @@ def training_table(log: Path) -> str:
             f"without geometry; `{log.relative_to(REPO).as_posix()}`):\n\n" + "\n".join(lines))
 
 
+def framing_words(meta: dict[str, str]) -> str:
+    """How the view is framed, in words, from the ONNX metadata."""
+    fs = float(meta.get("frame_scale", 0) or 0)
+    if fs <= 0:
+        return "the whole chip"
+    return (f"cut around the ship found in the chip, {fs:g} times its estimated length, or the "
+            f"whole chip when none is found")
+
+
 def card(m: dict[str, Any], meta: dict[str, str], files: dict[str, str], bench: str,
          notes: str, training: str = "") -> str:
     """The model card's markdown."""
@@ -193,8 +202,8 @@ calibrated p(laden), the load fraction and the midship **freeboard in metres**. 
 acquisition geometry (GSD, sun and sensor angles) as a second input when the image's metadata
 gives it, and works without it. Backbone `{meta.get('backbone')}`, input
 {meta.get('input_height')}x{meta.get('input_width')} hull-aligned view (`across_scale`
-{meta.get('across_scale')}), temperature {float(meta.get('temperature', 'nan')):.3f} inside the
-graph.
+{meta.get('across_scale')}, `frame_scale` {meta.get('frame_scale', '0')}:
+{framing_words(meta)}), temperature {float(meta.get('temperature', 'nan')):.3f} inside the graph.
 
 {sha}
 
@@ -266,15 +275,17 @@ by side in one run):
 
 ## History
 
-Stage 9 (`models/init/stage9.pt`, this recipe's starting weights) is this recipe without the
-part task: 7 epochs of 5,000 fresh chips with framing pairs and the wide augmentation, from
-stage 8; its card is in the repository's history at commit 609c022. Stage 8
-(`models/init/stage8.pt`) was the first geometry-aware model: the stage-7 weights fine-tuned
-for 14 epochs of 8,000 fresh chips without framing pairs and with milder augmentation; its
-card is in the repository's history at commit bb138f6. The
-image-only stages 1-7 (the last kept as `models/init/stage7.pt`) were trained on the base
-renderer's look only; their card, configs and figures are in the history at commit c616f5a
-(held-out accuracy 0.861 on the base renderer, as measured then; on the team's independent
+Stage 10 (`models/init/stage10.pt`, this recipe's starting weights) is this recipe with the
+view cut from the whole chip (no `frame_scale`): 9 epochs of 5,000 fresh chips with framing
+pairs and the part task, from stage 9; its card is in the repository's history at commit
+b4eccd5. Stage 9 (`models/init/stage9.pt`) had no part task: 7 epochs of 5,000 fresh chips
+with framing pairs and the wide augmentation, from stage 8; its card is in the repository's
+history at commit 609c022. Stage 8 (`models/init/stage8.pt`) was the first geometry-aware
+model: the stage-7 weights fine-tuned for 14 epochs of 8,000 fresh chips without framing
+pairs and with milder augmentation; its card is in the repository's history at commit
+bb138f6. The image-only stages 1-7 (the last kept as `models/init/stage7.pt`) were trained on
+the base renderer's look only; their card, configs and figures are in the history at commit
+c616f5a (held-out accuracy 0.861 on the base renderer, as measured then; on the team's independent
 renderer, by the team's own figures quoted in the robustness issue, 0.638, calling 23 % of
 chips laden against a truth of 50 %).
 """

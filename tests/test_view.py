@@ -6,11 +6,12 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import cv2
 import numpy as np
 import pytest
 
 from shipload.synth import SynthConfig, render, sample_scene
-from shipload.synth.params import AppearanceConfig
+from shipload.synth.params import AppearanceConfig, Scene
 from shipload.view import (
     GEO_DIM,
     GeometryError,
@@ -20,6 +21,7 @@ from shipload.view import (
     flip_geometry,
     geometry_used,
     hull_axis_deg,
+    hull_extent,
     parse_geometry,
     prepare_chip,
     prepare_view,
@@ -178,3 +180,120 @@ def test_view_maps_carry_maps_exactly_as_the_view_carries_pixels(policy: str, ch
     if policy == "hull_aligned":  # the deck lies along the view's rows, centred
         rows = got[..., 3].sum(axis=1)
         assert abs(float((rows * np.arange(48)).sum() / rows.sum()) - 23.5) < 3
+
+
+def _cut(s: Scene, scale: float, offset: float) -> Scene:
+    """The same ship cut ``scale`` times its length, ``offset`` of the cut off centre."""
+    px = s.length_m / s.gsd_m
+    return dataclasses.replace(s, chip_px=int(round(scale * px)),
+                               centre_offset_px=(offset * scale * px, 0.0))
+
+
+def _framing_cfg(quay: float = 0.0) -> SynthConfig:
+    cfg = SynthConfig()
+    return dataclasses.replace(cfg, nuisance=dataclasses.replace(cfg.nuisance, quay=quay),
+                               sensor=dataclasses.replace(cfg.sensor, max_chip_px=400))
+
+
+def test_hull_extent_measures_the_ship_at_either_framing() -> None:
+    """The length of rendered ships, cut tight or loose, and their centre.
+
+    Measured on these 24 ships: at 1.1x, 3 found none (the whole chip is kept then) and the
+    rest read 0.75-1.1 of the length; at 2x, 1 none, 17 read 1.0-1.4 (shadow and smoothing
+    add about 15 %), and 6 read 1.6-1.8, a wake or a neighbour joined to the hull. Misses are
+    long, the safe side: a longer window keeps more of the chip, it never cuts the hull.
+    """
+    cfg = _framing_cfg()
+    for scale, offset in ((1.1, 0.0), (2.0, 0.1)):
+        ratios, centre_err = [], []
+        for i in range(24):
+            s = _cut(sample_scene(cfg, 8, i), scale, offset)
+            img = render(s).rgb
+            sq = cv2.resize(img, (320, 320), interpolation=cv2.INTER_AREA)
+            ext = hull_extent(sq, axis_from_heading(s.heading_deg))
+            if ext is None:
+                continue
+            k = 320 / img.shape[0]  # big pixels per chip pixel
+            true_len = s.length_m / s.gsd_m * k
+            ratios.append(ext[2] / true_len)
+            cx = (img.shape[0] / 2 + s.centre_offset_px[0]) * k
+            cy = (img.shape[0] / 2 + s.centre_offset_px[1]) * k
+            centre_err.append(math.hypot(ext[0] - cx, ext[1] - cy) / true_len)
+        r = np.array(ratios)
+        assert ((r > 0.8) & (r < 1.4)).sum() >= 16, (scale, np.round(r, 2))
+        assert (r <= 0.8).sum() <= 2, (scale, np.round(r, 2))
+        # A wake joined to the stern moves the centre too (about 0.15 of a length, at 2x).
+        assert np.median(centre_err) < (0.05 if scale < 1.5 else 0.2), (scale, centre_err)
+
+
+def test_no_ship_keeps_the_whole_chip() -> None:
+    """Open water (nothing stands out): no window, the view is the whole chip as before."""
+    rng = np.random.default_rng(0)
+    water = (np.full((200, 200, 3), (0.1, 0.2, 0.25)) + rng.normal(0, 0.01, (200, 200, 3)))
+    water = water.astype(np.float32)
+    framed = prepare_view(water, InputSpec(frame_scale=1.1), heading_deg=0.0)
+    assert framed.window is None
+    np.testing.assert_array_equal(framed.image,
+                                  prepare_view(water, InputSpec(), heading_deg=0.0).image)
+
+
+@pytest.mark.parametrize("quay", [0.0, 1.0])
+def test_framed_view_shows_the_hull_alike_tight_or_loose(quay: float) -> None:
+    """The deck's span in the view, loose cut (2x, 10 % off centre) over tight cut (1.1x).
+
+    Without ``frame_scale`` it is 1.1 / 2 = 0.55. With it, on open water, the loose cut is
+    framed around the ship (measured: median 0.8; a wake joined to the hull keeps the whole
+    chip). With a quay alongside in every chip the hull joins the quay and measures long, so
+    the whole chip is kept: no gain, and no harm (measured: 0.55 alike).
+    """
+    from shipload.synth.render import part_maps
+    from shipload.view import view_maps
+
+    cfg = _framing_cfg(quay)
+    framed, plain = InputSpec(frame_scale=1.1), InputSpec()
+
+    def deck_span(s: Scene, spec: InputSpec) -> float:
+        r = render(s, layers=True)
+        v = prepare_view(r.rgb, spec, heading_deg=s.heading_deg)
+        deck = view_maps(part_maps(r.layers), spec, v.axis_deg, v.window)[..., 3]
+        cols = np.flatnonzero(deck.max(axis=0) > 0.5)
+        return float(cols.max() - cols.min() + 1) / spec.width if cols.size else 0.0
+
+    ratio_framed, ratio_plain = [], []
+    for i in range(12):
+        s = sample_scene(cfg, 9, i)
+        tight, loose = _cut(s, 1.1, 0.0), _cut(s, 2.0, 0.1)
+        ratio_framed.append(deck_span(loose, framed) / max(deck_span(tight, framed), 1e-6))
+        ratio_plain.append(deck_span(loose, plain) / max(deck_span(tight, plain), 1e-6))
+    assert 0.5 < np.median(ratio_plain) < 0.6
+    if quay:
+        assert np.median(ratio_framed) >= np.median(ratio_plain) - 0.02
+    else:
+        assert np.median(ratio_framed) > 0.75, ratio_framed
+
+
+def test_view_maps_follow_the_window() -> None:
+    """Maps carried through a framed view land exactly where the view puts the pixels."""
+    from shipload.synth.render import part_maps
+    from shipload.view import view_maps
+
+    s = _cut(dataclasses.replace(fixed_scene(heading_deg=35.0), gsd_m=0.5), 2.0, 0.1)
+    r = render(s, layers=True)
+    spec = InputSpec(48, 96, frame_scale=1.1)
+    v = prepare_view(r.rgb, spec, heading_deg=35.0)
+    assert v.window is not None and v.window[2] < 0.8 * r.rgb.shape[0]
+    maps = part_maps(r.layers)
+    got = view_maps(np.concatenate([maps, r.rgb], axis=2), spec, v.axis_deg, v.window)
+    # The image carried as maps equals the view (the fill aside: maps pad with 0).
+    inside = got[..., :5].sum(axis=2) >= 0  # every pixel
+    np.testing.assert_allclose(got[..., 5:][inside], v.image[inside], atol=0.02)
+
+
+def test_frame_scale_is_checked_and_recorded() -> None:
+    with pytest.raises(ValueError, match="frame_scale"):
+        InputSpec(frame_scale=0.5)
+    spec = InputSpec.from_mapping({"frame_scale": "1.2"})
+    assert spec.frame_scale == 1.2 and InputSpec.from_mapping({}).frame_scale == 0.0
+    from shipload.view import describe
+
+    assert describe(spec)["frame_scale"] == 1.2

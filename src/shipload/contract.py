@@ -47,12 +47,15 @@ class InputSpec:
             ``stretch`` (plain resizes to ``height`` x ``width``).
         across_scale: for ``hull_aligned``, how many times finer the view samples across the
             hull than along it.
+        frame_scale: for ``hull_aligned``, cut the view around the ship found in the chip, a
+            square this many times its estimated length (0: the whole chip, as cut).
     """
 
     height: int = DEFAULT_HEIGHT
     width: int = DEFAULT_WIDTH
     policy: Policy = "hull_aligned"
     across_scale: float = DEFAULT_ACROSS_SCALE
+    frame_scale: float = 0.0
 
     def __post_init__(self) -> None:
         if not (16 <= self.height <= 1024 and 16 <= self.width <= 1024):
@@ -61,6 +64,8 @@ class InputSpec:
             raise ValueError(f"unknown resize policy {self.policy!r}")
         if not 1.0 <= self.across_scale <= 4.0:
             raise ValueError("across_scale must lie in 1..4")
+        if self.frame_scale != 0 and not 1.0 <= self.frame_scale <= 3.0:
+            raise ValueError("frame_scale must be 0 (the whole chip) or lie in 1..3")
 
     @classmethod
     def from_mapping(cls, d: Mapping[str, Any]) -> InputSpec:
@@ -68,13 +73,15 @@ class InputSpec:
         return cls(int(d.get("input_height", DEFAULT_HEIGHT)),
                    int(d.get("input_width", DEFAULT_WIDTH)),
                    d.get("resize_policy", "hull_aligned"),
-                   float(d.get("across_scale", DEFAULT_ACROSS_SCALE)))
+                   float(d.get("across_scale", DEFAULT_ACROSS_SCALE)),
+                   float(d.get("frame_scale", 0.0)))
 
 
 def describe(spec: InputSpec) -> dict[str, Any]:
     """A JSON-able description of the input policy for checkpoints and ONNX metadata."""
     return {"height": spec.height, "width": spec.width, "policy": spec.policy,
-            "across_scale": spec.across_scale, "geometry_dim": GEO_DIM,
+            "across_scale": spec.across_scale, "frame_scale": spec.frame_scale,
+            "geometry_dim": GEO_DIM,
             "geometry_fields": list(GEOMETRY_FIELDS),
             "reader": "shipload.io.chips.read_chip v1 (8-bit /255; >8-bit p0.5-p99.5 stretch, "
                       "gamma 1/1.6; RGB = first three bands)"}

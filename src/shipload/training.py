@@ -45,7 +45,7 @@ class ShiploadCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser: Any) -> None:
         """Link the model's input geometry to the data module, so they cannot disagree."""
-        for k in ("input_height", "input_width", "resize_policy", "across_scale"):
+        for k in ("input_height", "input_width", "resize_policy", "across_scale", "frame_scale"):
             parser.link_arguments(f"model.{k}", f"data.{k}")
 
 

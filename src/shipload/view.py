@@ -4,6 +4,9 @@
 default policy, ``hull_aligned``, rotates the chip so that the hull lies horizontal and crops a
 band around it, sampled ``across_scale`` times finer across the hull than along it: the
 few-pixel freeboard cue (shadow, hull side, antifouling band across the hull) keeps its pixels.
+With ``frame_scale`` set, the view is cut around the ship itself: a square ``frame_scale`` times
+the estimated hull length, centred on the ship (``hull_extent``), so that the hull fills the
+view alike however loosely the chip was cut, and a loose cut gains the pixels a tight one has.
 
 The hull axis is the user's ``heading_deg`` when given (AIS, a detector's oriented box), else
 an image estimate. The acquisition geometry (``GEOMETRY_FIELDS``) is encoded *in the view's
@@ -37,7 +40,8 @@ from shipload.contract import (
 
 __all__ = ["DEFAULT_ACROSS_SCALE", "DEFAULT_HEIGHT", "DEFAULT_WIDTH", "GEOMETRY_FIELDS",
            "GEOMETRY_RANGES", "GEO_DIM", "GeometryError", "InputSpec", "Policy", "View",
-           "describe", "encode_geometry", "flip_geometry", "parse_geometry", "prepare_chip",
+           "describe", "encode_geometry", "flip_geometry", "hull_extent", "parse_geometry",
+           "prepare_chip",
            "prepare_view", "stack_views", "view_maps"]
 
 # Indices of the encoded vector whose sign a flip of the view reverses.
@@ -287,6 +291,8 @@ class View:
         axis_source: ``heading`` (given) or ``image`` (estimated), or ``none``.
         maps: (height, width, C) float32 part maps carried into the view (training on
             rendered chips only; ``view_maps``), else None.
+        window: (centre x, centre y, side) of the square of the (squared) chip the view was
+            cut from, in its pixels; None for the whole chip.
     """
 
     image: np.ndarray
@@ -294,6 +300,7 @@ class View:
     axis_deg: float
     axis_source: str
     maps: np.ndarray | None = None
+    window: tuple[float, float, float] | None = None
 
 
 def prepare_view(img: np.ndarray, spec: InputSpec, geometry: Mapping[str, float] | None = None,
@@ -324,34 +331,161 @@ def prepare_view(img: np.ndarray, spec: InputSpec, geometry: Mapping[str, float]
         est = big if big_side <= 192 else cv2.resize(big, (160, 160), interpolation=cv2.INTER_AREA)
         angle, source = hull_axis_deg(est), "image"
     angle += angle_jitter_deg
-    band = _band(big, spec, angle, tuple(float(v) for v in fill))
-    return View(band, encode_geometry(geo, angle, side, spec), angle, source)
+    fill_t = tuple(float(v) for v in fill)
+    window = _window(big, angle, spec, sq.shape[0])
+    if window is None:
+        band = _band(big, spec, angle, fill_t)
+        return View(band, encode_geometry(geo, angle, side, spec), angle, source)
+    band = _band_window(sq, spec, angle, fill_t, window)
+    # The window is the view's extent: metres per view pixel follow from its side.
+    return View(band, encode_geometry(geo, angle, max(1, round(window[2])), spec), angle, source,
+                window=window)
 
 
-def _band(big: np.ndarray, spec: InputSpec, angle: float,
-          fill: tuple[float, ...]) -> np.ndarray:
-    """Rotate a (S, S, C<=4) square by ``angle`` and cut the hull-aligned band from it."""
+_FG_SIDE = 80  # the side the ship is looked for at (a 320 view's 4x4 blocks)
+_FG_SPAN = 61  # the side of the median window that estimates the water (> 2 (beam + shadow))
+
+
+def _foreground(rot: np.ndarray) -> np.ndarray:
+    """(F, F) uint8: 1 where a pixel of ``rot`` stands out from the water around it.
+
+    ``rot`` (F, F, 3) has the hull along +x. The water under each pixel is the median of a window
+    ``_FG_SPAN`` pixels wide, more than twice a beam and its shadow, so it skips the hull; uneven
+    water, cloud shadows and haze gradients, which a single water colour would take for the
+    ship, cancel. The bar is the image's own spread (median and MAD), so noise sets it, not a
+    constant.
+    """
+    # OpenCV's median of a large window is fast on 8 bits only (a running histogram).
+    water = cv2.medianBlur(np.round(rot * 255).astype(np.uint8), _FG_SPAN) * np.float32(1 / 255)
+    diff = cv2.GaussianBlur(np.abs(rot - water).max(axis=2), (0, 0), 0.8)  # (F, F)
+    med = float(np.median(diff))
+    thr = max(0.03, med + 5.0 * 1.4826 * float(np.median(np.abs(diff - med))))
+    fg = (diff > thr).astype(np.uint8)
+    # Closed along the hull more than across: a hull broken by its own deck pattern is one.
+    return cv2.morphologyEx(fg, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (7, 3)))
+
+
+def hull_extent(big: np.ndarray, angle: float) -> tuple[float, float, float] | None:
+    """Find the ship through the chip's centre: its centre and its length along ``angle``.
+
+    Pixels that stand out from the water around them are the foreground (``_foreground``);
+    the connected blob that covers most of a disc at the centre is the ship, its
+    shadow included. Its length is the run of columns, along the hull axis, that hold a fair
+    share of the blob's thickness, so a mooring line or a thin wake does not stretch it. A wide
+    wake, a neighbour end to end or a quay alongside joins the hull and measures long: the
+    caller then keeps more of the chip, the safe side. The other error, a fragment (a hull
+    crowded by a quay in a tight cut, its interior taken for water), is bounded by the
+    caller's least window.
+
+    Args:
+        big: (S, S, 3) float32 square chip.
+        angle: hull axis, degrees from +x toward +y.
+
+    Returns:
+        (centre x, centre y, length) in ``big``'s pixels, or None when no blob is found.
+    """
+    s, f = big.shape[0], _FG_SIDE
+    small = cv2.resize(big, (f, f), interpolation=cv2.INTER_AREA)  # (F, F, 3)
+    c = (f - 1) / 2
+    m = cv2.getRotationMatrix2D((c, c), angle, 1.0)  # hull axis onto +x
+    fg = _foreground(cv2.warpAffine(small, m, (f, f), flags=cv2.INTER_LINEAR,
+                                    borderMode=cv2.BORDER_REFLECT))
+    n, lab, _, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
+    if n < 2:
+        return None
+    yy, xx = _centred_grid(f)
+    disc = (xx * xx + yy * yy) < (0.12 * f) ** 2
+    hits = np.bincount(lab[disc], minlength=n)
+    hits[0] = 0
+    best = int(np.argmax(hits))
+    if hits[best] < 0.05 * disc.sum():
+        return None
+    blob = lab == best
+    cols = blob.sum(axis=0).astype(np.float32)  # (f,) thickness of the blob in each column
+    ok = np.flatnonzero(cols >= 0.25 * np.percentile(cols[cols > 0], 90))
+    x0, x1 = int(ok.min()), int(ok.max()) + 1
+    ry = float(np.average(np.arange(f), weights=blob[:, x0:x1].sum(axis=1)))
+    # Back from the rotated frame, then from foreground pixels to big's.
+    cx, cy = cv2.invertAffineTransform(m) @ np.array([(x0 + x1 - 1) / 2, ry, 1.0])
+    r = s / f
+    return float((cx + 0.5) * r - 0.5), float((cy + 0.5) * r - 0.5), float((x1 - x0) * r)
+
+
+# A window's least side, and the least hull length believed, as shares of the chip's side.
+# Chips are supported from 1.1x to 2x the ship's length: a hull shorter than 0.45 of the chip
+# is a fragment (a deck pattern, a shadow), and the whole chip is kept then; a window is never
+# under 0.6 of the chip, 1.2 hull lengths of a 2x cut, so a fragment found in a tight cut
+# trims the hull's ends at worst.
+_MIN_WINDOW, _MIN_LENGTH = 0.6, 0.45
+
+
+def _window(big: np.ndarray, angle: float, spec: InputSpec,
+            sq_side: int) -> tuple[float, float, float] | None:
+    """The square (centre x, centre y, side in the squared chip's pixels) the view is cut from.
+
+    ``spec.frame_scale`` hull lengths, centred on the ship; None for the whole chip (no
+    ``frame_scale``, or no believable hull found).
+    """
+    if spec.frame_scale <= 0:
+        return None
+    ext = hull_extent(big, angle)
+    s = big.shape[0]
+    if ext is None or ext[2] < _MIN_LENGTH * s:
+        return None
+    cx, cy, length = ext
+    side = float(np.clip(spec.frame_scale * length, _MIN_WINDOW * s, s))
+    r = sq_side / s
+    return (cx + 0.5) * r - 0.5, (cy + 0.5) * r - 0.5, side * r
+
+
+def _band_window(sq: np.ndarray, spec: InputSpec, angle: float, fill: tuple[float, ...],
+                 window: tuple[float, float, float]) -> np.ndarray:
+    """Cut the hull-aligned band from a window of the square chip (see ``_band``)."""
+    cx, cy, side = window
+    big_side = int(round(spec.width * spec.across_scale))
+    r = big_side / side  # band pixels per chip pixel
+    n = max(1, int(round(sq.shape[0] * r)))
+    interp = cv2.INTER_AREA if r < 1 else cv2.INTER_LINEAR
+    big = cv2.resize(sq, (n, n), interpolation=interp).reshape(n, n, -1)
+    k = n / sq.shape[0]
+    return _band(big, spec, angle, fill, centre=((cx + 0.5) * k - 0.5, (cy + 0.5) * k - 0.5),
+                 out_side=big_side)
+
+
+def _band(big: np.ndarray, spec: InputSpec, angle: float, fill: tuple[float, ...],
+          centre: tuple[float, float] | None = None, out_side: int | None = None) -> np.ndarray:
+    """Rotate a (S, S, C<=4) square by ``angle`` and cut the hull-aligned band from it.
+
+    The band is ``out_side`` (default S) long and ``spec.height`` rows high, centred on
+    ``centre`` (default the square's centre), then shrunk along the hull to ``spec.width``.
+    """
     big_side = big.shape[0]
     c = (big_side - 1) / 2
-    m = cv2.getRotationMatrix2D((c, c), angle, 1.0)  # rotates the hull axis onto +x
-    m[1, 2] -= (big_side - spec.height) / 2  # keep the central band of `height` rows
-    band = cv2.warpAffine(big, m, (big_side, spec.height), flags=cv2.INTER_LINEAR,
+    cx, cy = centre if centre is not None else (c, c)
+    w = out_side or big_side
+    m = cv2.getRotationMatrix2D((cx, cy), angle, 1.0)  # rotates the hull axis onto +x
+    m[0, 2] += (w - 1) / 2 - cx  # the centre onto the band's centre
+    m[1, 2] += (spec.height - 1) / 2 - cy
+    band = cv2.warpAffine(big, m, (w, spec.height), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=fill)
-    if big_side != spec.width:
+    if w != spec.width:
         band = cv2.resize(band, (spec.width, spec.height), interpolation=cv2.INTER_AREA)
     return np.ascontiguousarray(band.reshape(spec.height, spec.width, -1), dtype=np.float32)
 
 
-def view_maps(maps: np.ndarray, spec: InputSpec, axis_deg: float) -> np.ndarray:
+def view_maps(maps: np.ndarray, spec: InputSpec, axis_deg: float,
+              window: tuple[float, float, float] | None = None) -> np.ndarray:
     """Carry per-pixel maps of a chip (the renderer's part layers) into its view.
 
-    The same square, resize, rotation and band as ``prepare_view`` applied with rotation
-    ``axis_deg`` (its ``View.axis_deg``); outside the chip the maps are 0.
+    The same square, window, resize, rotation and band as ``prepare_view`` applied with
+    rotation ``axis_deg`` and ``window`` (its ``View.axis_deg`` and ``View.window``); outside
+    the chip the maps are 0.
 
     Args:
         maps: (H, W, C) float32 coverage maps in the chip's frame.
         spec: the view's input spec.
         axis_deg: the rotation the image's view applied.
+        window: the window the image's view was cut from (None: the whole chip).
 
     Returns:
         (height, width, C) float32.
@@ -362,14 +496,16 @@ def view_maps(maps: np.ndarray, spec: InputSpec, axis_deg: float) -> np.ndarray:
     out = []
     for i in range(0, n, 4):  # OpenCV's area resize takes at most 4 channels
         part = np.ascontiguousarray(sq[..., i : i + 4])
+        zero = (0.0,) * part.shape[2]
         if spec.policy != "hull_aligned":
             out.append(_resize(part, spec).reshape(spec.height, spec.width, -1))
-            continue
-        big_side = int(round(spec.width * spec.across_scale))
-        interp = cv2.INTER_AREA if sq.shape[0] > big_side else cv2.INTER_LINEAR
-        big = cv2.resize(part, (big_side, big_side), interpolation=interp)
-        out.append(_band(big.reshape(big_side, big_side, -1), spec, axis_deg,
-                         (0.0,) * part.shape[2]))
+        elif window is not None:
+            out.append(_band_window(part, spec, axis_deg, zero, window))
+        else:
+            big_side = int(round(spec.width * spec.across_scale))
+            interp = cv2.INTER_AREA if sq.shape[0] > big_side else cv2.INTER_LINEAR
+            big = cv2.resize(part, (big_side, big_side), interpolation=interp)
+            out.append(_band(big.reshape(big_side, big_side, -1), spec, axis_deg, zero))
     return np.ascontiguousarray(np.concatenate(out, axis=2), dtype=np.float32)
 
 

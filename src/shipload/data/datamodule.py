@@ -99,6 +99,8 @@ class ShiploadDataModule(L.LightningDataModule):
         input_width: model input columns (linked from the model).
         resize_policy: model input policy (linked from the model).
         across_scale: model input across-hull oversampling (linked from the model).
+        frame_scale: model input window around the ship, in hull lengths (linked from the
+            model).
         augment: augment the training chips.
         cache: prepare every view once and keep it in memory as uint8 (fast CPU training);
             augmentation then acts on the view (flips, small affine, radiometry).
@@ -131,6 +133,7 @@ class ShiploadDataModule(L.LightningDataModule):
         input_width: int = DEFAULT_WIDTH,
         resize_policy: Policy = "hull_aligned",
         across_scale: float = DEFAULT_ACROSS_SCALE,
+        frame_scale: float = 0.0,
         augment: bool = True,
         cache: bool = False,
         stream: bool = False,
@@ -144,7 +147,7 @@ class ShiploadDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.spec = InputSpec(input_height, input_width, resize_policy, across_scale)
+        self.spec = InputSpec(input_height, input_width, resize_policy, across_scale, frame_scale)
         self.splits: dict[str, list[Record]] = {}
         self.views: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 

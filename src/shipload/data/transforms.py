@@ -133,7 +133,7 @@ class TrainTransform:
         if maps is None:
             v.image = np.clip(self.view(image=v.image)["image"], 0, 1)
         else:
-            out = self.view(image=v.image, mask=view_maps(maps, self.spec, v.axis_deg))
+            out = self.view(image=v.image, mask=view_maps(maps, self.spec, v.axis_deg, v.window))
             v.image, v.maps = np.clip(out["image"], 0, 1), out["mask"]
         return random_flips(v, self.rng)
 
@@ -175,5 +175,5 @@ class EvalTransform:
         """The view of the (H, W, 3) float chip (and of its part ``maps``, when given)."""
         v = prepare_view(img, self.spec, geometry, heading_deg)
         if maps is not None:
-            v.maps = view_maps(maps, self.spec, v.axis_deg)
+            v.maps = view_maps(maps, self.spec, v.axis_deg, v.window)
         return v

@@ -49,7 +49,7 @@ def check_input_spec(path: str | Path, hp: Any) -> None:
     """Refuse weights whose recorded input view differs from the configured one."""
     state = torch.load(path, map_location="cpu", weights_only=True)
     theirs = state.get("hyper_parameters") or {}
-    keys = ("input_height", "input_width", "resize_policy", "across_scale")
+    keys = ("input_height", "input_width", "resize_policy", "across_scale", "frame_scale")
     diff = [f"{k}: weights {theirs[k]} vs config {hp[k]}" for k in keys
             if k in theirs and theirs[k] != hp[k]]
     if diff:
@@ -71,6 +71,8 @@ class ShiploadTask(L.LightningModule):
         input_width: model input columns.
         resize_policy: ``hull_aligned``, ``letterbox`` or ``stretch`` (see data.transforms).
         across_scale: hull-aligned views sample this much finer across the hull than along it.
+        frame_scale: hull-aligned views are cut around the ship found in the chip, this many
+            times its length (0: the whole chip).
         lr: peak learning rate (one-cycle schedule).
         weight_decay: AdamW weight decay.
         load_loss_weight: weight of the load-fraction loss (masked where unknown).
@@ -94,6 +96,7 @@ class ShiploadTask(L.LightningModule):
         input_width: int = DEFAULT_WIDTH,
         resize_policy: Policy = "hull_aligned",
         across_scale: float = DEFAULT_ACROSS_SCALE,
+        frame_scale: float = 0.0,
         lr: float = 3e-3,
         weight_decay: float = 0.05,
         load_loss_weight: float = 1.0,
