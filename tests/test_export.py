@@ -13,7 +13,7 @@ import torch
 from shipload.errors import ExportError
 from shipload.export import check_parity, export_onnx, load_model, quantize_int8, sample_views
 from shipload.runtime import read_metadata, sha256_file
-from shipload.view import GEO_DIM
+from shipload.view import GEO_DIM, InputSpec
 
 
 def test_metadata_is_self_describing(smoke_onnx: Path) -> None:
@@ -22,6 +22,8 @@ def test_metadata_is_self_describing(smoke_onnx: Path) -> None:
     assert (m["input_height"], m["input_width"], m["resize_policy"]) == ("32", "64", "hull_aligned")
     assert m["shipload_version"] and "training_data" in m and "backbone" in m
     assert json.loads(m["inputs"]) == ["image", "geometry"] and m["geometry_dim"] == str(GEO_DIM)
+    # The recipe's framing travels with the model, so predict cuts the view the same way.
+    assert m["frame_scale"] == "1.1" and InputSpec.from_mapping(m).frame_scale == 1.1
 
 
 @pytest.mark.parametrize("batch", [1, 7, 8])

@@ -142,8 +142,9 @@ def test_dynamic_batch(batch: int) -> None:
 
 def test_framing_moves_few_calls_on_clear_chips() -> None:
     """The same ship cut tight (1.1x its length) and loose (2x, 10 % off centre). Measured on
-    these 32 chips: see the assertion; the card gives the rate on the training looks (about
-    1 in 5 calls flip there), far from the 5 % goal."""
+    these 32 chips: 2 calls flip, mean |delta p| 0.039 (stage 10, without the framed view: 1
+    and 0.072). The card gives the rates on the training looks (about 1 call in 7 flips
+    there), still far from the 5 % goal."""
     scenes = clear_scenes(32, seed=11)
     tight = [dataclasses.replace(s, chip_px=int(round(1.1 * s.length_m / s.gsd_m)),
                                  centre_offset_px=(0.0, 0.0)) for s in scenes]
@@ -157,5 +158,5 @@ def test_framing_moves_few_calls_on_clear_chips() -> None:
     assert float(np.abs(a - b).mean()) <= FRAMING_DP
 
 
-FRAMING_FLIPS = 0.2
-FRAMING_DP = 0.15
+FRAMING_FLIPS = 0.1
+FRAMING_DP = 0.06
