@@ -284,9 +284,9 @@ def test_view_maps_follow_the_window() -> None:
     assert v.window is not None and v.window[2] < 0.8 * r.rgb.shape[0]
     maps = part_maps(r.layers)
     got = view_maps(np.concatenate([maps, r.rgb], axis=2), spec, v.axis_deg, v.window)
-    # The image carried as maps equals the view (the fill aside: maps pad with 0).
-    inside = got[..., :5].sum(axis=2) >= 0  # every pixel
-    np.testing.assert_allclose(got[..., 5:][inside], v.image[inside], atol=0.02)
+    # The image carried as maps lands where the view put it (this window lies inside the chip,
+    # so the maps' zero fill and the view's border colour never show).
+    np.testing.assert_allclose(got[..., 5:], v.image, atol=1e-5)
 
 
 def test_frame_scale_is_checked_and_recorded() -> None:
