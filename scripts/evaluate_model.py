@@ -40,7 +40,7 @@ from shipload.data.stream import RenderedStream, chip_from_scene, scene_geometry
 from shipload.export import load_model  # noqa: E402
 from shipload.metrics import auroc  # noqa: E402
 from shipload.oracle import oracle_bound  # noqa: E402
-from shipload.synth import SynthConfig, sample_scene, write_dataset  # noqa: E402
+from shipload.synth import SynthConfig, recut, sample_scene, write_dataset  # noqa: E402
 from shipload.synth.appearance import HELD_OUT  # noqa: E402
 from shipload.view import InputSpec, prepare_view  # noqa: E402
 
@@ -76,8 +76,7 @@ def _item(args: tuple[SynthConfig, int, int, InputSpec, float, float]) -> tuple[
     cfg, seed, i, spec, scale, offset = args
     s = sample_scene(cfg, seed, i)
     if scale > 0:  # framing: the same ship, cut at another side and shifted
-        s = dataclasses.replace(s, chip_px=int(round(scale * s.length_m / s.gsd_m)),
-                                centre_offset_px=(offset * scale * s.length_m / s.gsd_m, 0.0))
+        s = recut(s, scale, offset)
     v = prepare_view(chip_from_scene(s, cfg.sensor.supersample), spec, scene_geometry(s))
     return (np.round(v.image * 255).astype(np.uint8), v.geometry, int(s.label == "laden"),
             s.load_fraction, s.freeboard_m, s.gsd_m)

@@ -13,7 +13,7 @@ import pytest
 from shipload.data.stream import chip_from_scene, scene_geometry
 from shipload.inference import Predictor, default_model
 from shipload.runtime import read_metadata, sha256_file
-from shipload.synth import SynthConfig, sample_scene
+from shipload.synth import SynthConfig, recut, sample_scene
 from shipload.synth.params import LoadConfig, NuisanceConfig, Scene
 from shipload.view import GEO_DIM, prepare_view, stack_views
 
@@ -146,11 +146,8 @@ def test_framing_moves_few_calls_on_clear_chips() -> None:
     and 0.072). The card gives the rates on the training looks (about 1 call in 7 flips
     there), still far from the 5 % goal."""
     scenes = clear_scenes(32, seed=11)
-    tight = [dataclasses.replace(s, chip_px=int(round(1.1 * s.length_m / s.gsd_m)),
-                                 centre_offset_px=(0.0, 0.0)) for s in scenes]
-    loose = [dataclasses.replace(s, chip_px=int(round(2.0 * s.length_m / s.gsd_m)),
-                                 centre_offset_px=(0.2 * s.length_m / s.gsd_m, 0.0))
-             for s in scenes]
+    tight = [recut(s, 1.1) for s in scenes]
+    loose = [recut(s, 2.0, 0.1) for s in scenes]
     pred = Predictor(MODEL)
     a, b = infer(pred, tight)[0][:, 1], infer(pred, loose)[0][:, 1]
     flips = float(((a >= 0.5) != (b >= 0.5)).mean())

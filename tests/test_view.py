@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from shipload.synth import SynthConfig, render, sample_scene
+from shipload.synth import SynthConfig, recut, render, sample_scene
 from shipload.synth.params import AppearanceConfig, Scene
 from shipload.view import (
     GEO_DIM,
@@ -182,13 +182,6 @@ def test_view_maps_carry_maps_exactly_as_the_view_carries_pixels(policy: str, ch
         assert abs(float((rows * np.arange(48)).sum() / rows.sum()) - 23.5) < 3
 
 
-def _cut(s: Scene, scale: float, offset: float) -> Scene:
-    """The same ship cut ``scale`` times its length, ``offset`` of the cut off centre."""
-    px = s.length_m / s.gsd_m
-    return dataclasses.replace(s, chip_px=int(round(scale * px)),
-                               centre_offset_px=(offset * scale * px, 0.0))
-
-
 def _framing_cfg(quay: float = 0.0) -> SynthConfig:
     cfg = SynthConfig()
     return dataclasses.replace(cfg, nuisance=dataclasses.replace(cfg.nuisance, quay=quay),
@@ -207,7 +200,7 @@ def test_hull_extent_measures_the_ship_at_either_framing() -> None:
     for scale, offset in ((1.1, 0.0), (2.0, 0.1)):
         ratios, centre_err = [], []
         for i in range(24):
-            s = _cut(sample_scene(cfg, 8, i), scale, offset)
+            s = recut(sample_scene(cfg, 8, i), scale, offset)
             img = render(s).rgb
             sq = cv2.resize(img, (320, 320), interpolation=cv2.INTER_AREA)
             ext = hull_extent(sq, axis_from_heading(s.heading_deg))
@@ -262,7 +255,7 @@ def test_framed_view_shows_the_hull_alike_tight_or_loose(quay: float) -> None:
     ratio_framed, ratio_plain = [], []
     for i in range(12):
         s = sample_scene(cfg, 9, i)
-        tight, loose = _cut(s, 1.1, 0.0), _cut(s, 2.0, 0.1)
+        tight, loose = recut(s, 1.1, 0.0), recut(s, 2.0, 0.1)
         ratio_framed.append(deck_span(loose, framed) / max(deck_span(tight, framed), 1e-6))
         ratio_plain.append(deck_span(loose, plain) / max(deck_span(tight, plain), 1e-6))
     assert 0.5 < np.median(ratio_plain) < 0.6
@@ -277,7 +270,7 @@ def test_view_maps_follow_the_window() -> None:
     from shipload.synth.render import part_maps
     from shipload.view import view_maps
 
-    s = _cut(dataclasses.replace(fixed_scene(heading_deg=35.0), gsd_m=0.5), 2.0, 0.1)
+    s = recut(dataclasses.replace(fixed_scene(heading_deg=35.0), gsd_m=0.5), 2.0, 0.1)
     r = render(s, layers=True)
     spec = InputSpec(48, 96, frame_scale=1.1)
     v = prepare_view(r.rgb, spec, heading_deg=35.0)

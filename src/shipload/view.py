@@ -112,7 +112,8 @@ def encode_geometry(geo: Mapping[str, float], axis_deg: float, chip_side_px: int
     Args:
         geo: present fields (``parse_geometry``'s output); missing ones are encoded as absent.
         axis_deg: the rotation the view applied (hull axis, from +x toward +y).
-        chip_side_px: the chip's longer side, in pixels (for metres per view pixel).
+        chip_side_px: the side, in the chip's pixels, of the square the view was cut from:
+            the chip's longer side, or the window's (for metres per view pixel).
         spec: the view's input spec.
 
     Returns:
@@ -336,7 +337,7 @@ def prepare_view(img: np.ndarray, spec: InputSpec, geometry: Mapping[str, float]
     if window is None:
         band = _band(big, spec, angle, fill_t)
         return View(band, encode_geometry(geo, angle, side, spec), angle, source)
-    band = _band_window(sq, spec, angle, fill_t, window)
+    band = _band_window(sq, spec, angle, fill_t, window, scaled=big)
     # The window is the view's extent: metres per view pixel follow from its side.
     return View(band, encode_geometry(geo, angle, max(1, round(window[2])), spec), angle, source,
                 window=window)
@@ -439,14 +440,22 @@ def _window(big: np.ndarray, angle: float, spec: InputSpec,
 
 
 def _band_window(sq: np.ndarray, spec: InputSpec, angle: float, fill: tuple[float, ...],
-                 window: tuple[float, float, float]) -> np.ndarray:
-    """Cut the hull-aligned band from a window of the square chip (see ``_band``)."""
+                 window: tuple[float, float, float],
+                 scaled: np.ndarray | None = None) -> np.ndarray:
+    """Cut the hull-aligned band from a window of the square chip (see ``_band``).
+
+    ``scaled`` is ``sq`` already resized (``prepare_view``'s square): reused when the window
+    asks for that size (a window as wide as the chip), so predict does not resize twice.
+    """
     cx, cy, side = window
     big_side = int(round(spec.width * spec.across_scale))
     r = big_side / side  # band pixels per chip pixel
     n = max(1, int(round(sq.shape[0] * r)))
-    interp = cv2.INTER_AREA if r < 1 else cv2.INTER_LINEAR
-    big = cv2.resize(sq, (n, n), interpolation=interp).reshape(n, n, -1)
+    if scaled is not None and scaled.shape[0] == n:
+        big = scaled.reshape(n, n, -1)
+    else:
+        interp = cv2.INTER_AREA if r < 1 else cv2.INTER_LINEAR
+        big = cv2.resize(sq, (n, n), interpolation=interp).reshape(n, n, -1)
     k = n / sq.shape[0]
     return _band(big, spec, angle, fill, centre=((cx + 0.5) * k - 0.5, (cy + 0.5) * k - 0.5),
                  out_side=big_side)
@@ -499,13 +508,9 @@ def view_maps(maps: np.ndarray, spec: InputSpec, axis_deg: float,
         zero = (0.0,) * part.shape[2]
         if spec.policy != "hull_aligned":
             out.append(_resize(part, spec).reshape(spec.height, spec.width, -1))
-        elif window is not None:
-            out.append(_band_window(part, spec, axis_deg, zero, window))
-        else:
-            big_side = int(round(spec.width * spec.across_scale))
-            interp = cv2.INTER_AREA if sq.shape[0] > big_side else cv2.INTER_LINEAR
-            big = cv2.resize(part, (big_side, big_side), interpolation=interp)
-            out.append(_band(big.reshape(big_side, big_side, -1), spec, axis_deg, zero))
+        else:  # the whole chip is the window centred on the square, as wide as it
+            whole = ((sq.shape[0] - 1) / 2, (sq.shape[0] - 1) / 2, float(sq.shape[0]))
+            out.append(_band_window(part, spec, axis_deg, zero, window or whole))
     return np.ascontiguousarray(np.concatenate(out, axis=2), dtype=np.float32)
 
 

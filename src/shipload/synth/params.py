@@ -5,6 +5,7 @@ All physical ranges come from DESIGN.md "What the sensor sees"; tests pin them.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Literal
@@ -306,6 +307,18 @@ def sample_load_fraction(rng: np.random.Generator, cfg: LoadConfig) -> float:
         x = rng.uniform(0.0, cfg.extreme_width)
         return float(1.0 - x if rng.random() < cfg.laden_share else x)
     return float(rng.uniform(0.0, 1.0))
+
+
+def recut(s: Scene, scale: float, offset: float = 0.0) -> Scene:
+    """The same scene cut another way (the framing checks' tight and loose cuts).
+
+    Args:
+        s: the scene.
+        scale: the chip's side, in ship lengths.
+        offset: the ship's centre off the chip's centre, along x, as a share of that side.
+    """
+    px = scale * s.length_m / s.gsd_m
+    return dataclasses.replace(s, chip_px=int(round(px)), centre_offset_px=(offset * px, 0.0))
 
 
 def sample_scene(cfg: SynthConfig, seed: int, index: int) -> Scene:
