@@ -290,3 +290,18 @@ def test_frame_scale_is_checked_and_recorded() -> None:
     from shipload.view import describe
 
     assert describe(spec)["frame_scale"] == 1.2
+
+
+def test_orientation_histogram_bins_as_numpy_does_edges_included() -> None:
+    from shipload.view import _histogram_36
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        a = (rng.random(4000) * 180).astype(np.float32)
+        a[:40] = rng.integers(0, 36, 40).astype(np.float32) * 5  # on a bin edge...
+        a[40:80] = np.nextafter(a[:40], np.float32(-1))  # ...and just below one
+        a = np.clip(a, 0, np.nextafter(np.float32(180), np.float32(0)))
+        w = rng.random(4000).astype(np.float32)
+        ref = np.histogram(a, bins=36, range=(0, 180), weights=w)[0]
+        out = _histogram_36(a, w)
+        assert out.dtype == ref.dtype and np.array_equal(out, ref)
