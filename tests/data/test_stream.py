@@ -98,3 +98,37 @@ def test_parts_give_the_part_maps_in_the_view_of_the_first_cut() -> None:
     # The maps are extra: the image is the same as without them.
     plain = RenderedStream(_cfg(), 7, InputSpec(32, 64), framing_pairs=True)[2]
     assert torch.equal(it["image"], plain["image"]) and "parts" not in plain
+
+
+def test_look_pairs_render_the_same_ship_with_another_look() -> None:
+    from shipload.data.stream import redraw_look
+    from shipload.synth.params import sample_scene
+    from shipload.synth.render import render
+
+    cfg = _cfg()
+    s = sample_scene(cfg, 7, 2)
+    looks = {redraw_look(s, cfg, k).look.describe() for k in range(12)}  # type: ignore[union-attr]
+    assert len(looks) > 3  # another look each time...
+    other = redraw_look(s, cfg, 0)
+    assert dataclasses.replace(other, look=None) == dataclasses.replace(s, look=None)
+    a, b = render(s, layers=True), render(other, layers=True)
+    assert a.cues == b.cues  # ...and the same ship, sun, sensor and cue widths
+    np.testing.assert_array_equal(a.layers["hull_side"], b.layers["hull_side"])
+    assert not np.allclose(a.rgb, b.rgb, atol=0.02)
+
+    ds = RenderedStream(cfg, 7, InputSpec(32, 64), framing_pairs=True, look_pairs=True)
+    plain = RenderedStream(cfg, 7, InputSpec(32, 64), framing_pairs=True)
+    it, it0 = ds[2], plain[2]
+    assert torch.equal(it["image"], it0["image"])  # the first cut is unchanged
+    assert not torch.equal(it["image2"], it0["image2"])  # the second has another look
+    assert torch.equal(it["image2"], ds[2]["image2"])  # still a function of the index alone
+
+
+def test_look_pairs_are_refused_without_pairs_or_without_looks() -> None:
+    import pytest
+
+    with pytest.raises(ValueError, match="framing_pairs"):
+        RenderedStream(_cfg(), 7, InputSpec(32, 64), look_pairs=True)
+    plain = dataclasses.replace(_cfg(), appearance=AppearanceConfig(randomize=False))
+    with pytest.raises(ValueError, match="randomize"):
+        RenderedStream(plain, 7, InputSpec(32, 64), framing_pairs=True, look_pairs=True)

@@ -84,3 +84,21 @@ def test_part_maps_follow_every_geometric_step_of_the_training_transform() -> No
         cols = v.maps[..., 4].sum(axis=0)
         flipped += int(float((cols * np.arange(96)).sum() / cols.sum()) > 48)
     assert 0 < flipped < 12
+
+
+def test_sensor_nuisance_never_moves_an_edge_of_the_green_band() -> None:
+    from shipload.data.transforms import sensor_nuisance
+
+    img = np.full((48, 48, 3), 0.2, np.float32)
+    img[:, 20:] = 0.7  # a step edge between columns 19 and 20
+    changed = 0
+    for seed in range(60):
+        out = sensor_nuisance(img, np.random.default_rng(seed))
+        assert out.shape == img.shape and out.dtype == np.float32
+        assert float(out.min()) >= 0 and float(out.max()) <= 1
+        edge = np.abs(np.diff(out[..., 1], axis=1)).argmax(axis=1)
+        assert np.all(edge == 19)  # green: the part outlines stay where the renderer put them
+        changed += not np.allclose(out, img)
+    assert changed > 20  # and the artefacts do fire
+    np.testing.assert_array_equal(sensor_nuisance(img, np.random.default_rng(3)),
+                                  sensor_nuisance(img, np.random.default_rng(3)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -71,3 +72,25 @@ def test_looks_differ_and_are_recorded(tmp_path: Path) -> None:
     assert np.ptp(np.array(means), axis=0).max() > 0.1  # wide spread of overall colour
     sheet = contact_sheet(out, tmp_path / "preview.png", n=12)
     assert sheet.is_file() and sheet.stat().st_size > 10_000
+
+
+def test_patched_paint_lays_blotches_of_a_second_paint_on_the_ship_only() -> None:
+    from shipload.synth.appearance import patch_mask
+
+    rng = np.random.default_rng(0)
+    covers = [float(patch_mask(96, rng).mean()) for _ in range(20)]
+    assert 0.05 < min(covers) and max(covers) < 0.7  # blotches, never the whole hull
+    cfg = _cfg(paint=("patched",))
+    s = dataclasses.replace(sample_scene(cfg, 3, 1), neighbour=False, quay=False,
+                            under_way=False)
+    assert s.look is not None and s.look.second_pattern == "patches"
+    # Two second paints, red and blue, laid by the same draws: they differ where the patches are.
+    red, blue = (dataclasses.replace(s, look=dataclasses.replace(s.look, second_rgb=c))
+                 for c in ((0.9, 0.05, 0.05), (0.05, 0.05, 0.9)))
+    a, b = render(red, layers=True), render(blue, layers=True)
+    ship = sum(a.layers[p] for p in ("deck", "hull_side", "band", "super_roof")) > 0.5
+    diff = np.abs(a.rgb - b.rgb).max(axis=2)
+    patched = float((diff[ship] > 0.05).mean())
+    assert 0.05 < patched < 0.8  # part of the ship is repainted...
+    near = cv2.dilate((sum(a.layers.values()) > 0).astype(np.uint8), np.ones((7, 7), np.uint8))
+    assert float(diff[near == 0].max()) < 0.01  # ...and none of the water (beyond the blur)

@@ -116,6 +116,9 @@ class ShiploadDataModule(L.LightningDataModule):
         parts: with ``stream``, chips also carry the renderer's part maps (shadow, hull side,
             antifouling band, deck, superstructure) in the view, for the model's auxiliary
             part-segmentation loss (``model.parts_loss_weight``).
+        look_pairs: with ``framing_pairs``, the second cut is the same scene rendered with
+            another look (``shipload.data.stream.redraw_look``), so the consistency loss also
+            teaches that a call does not depend on the look.
     """
 
     def __init__(
@@ -144,6 +147,7 @@ class ShiploadDataModule(L.LightningDataModule):
         heading_prob: float = 0.3,
         framing_pairs: bool = False,
         parts: bool = False,
+        look_pairs: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -207,7 +211,8 @@ class ShiploadDataModule(L.LightningDataModule):
         if train:
             ds = RenderedStream(cfg, seed, self.spec, hp.augment, hp.geometry_dropout,
                                 hp.field_dropout, hp.heading_prob,
-                                framing_pairs=hp.framing_pairs, parts=hp.parts)
+                                framing_pairs=hp.framing_pairs, parts=hp.parts,
+                                look_pairs=hp.look_pairs)
             sampler = EpochSampler(hp.chips_per_epoch)
         else:  # half the chips with their whole geometry, half with none
             ds = RenderedStream(cfg, seed, self.spec, False, 0.5, 0.0, 0.0, parts=hp.parts)

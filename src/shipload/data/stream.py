@@ -10,6 +10,7 @@ rank takes every ``world_size``-th index (set ``use_distributed_sampler: false``
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterator
 from typing import Any
@@ -21,6 +22,7 @@ from torch.utils.data import Dataset, Sampler
 
 from shipload.data.datasets import item
 from shipload.data.transforms import EvalTransform, TrainTransform
+from shipload.synth.appearance import sample_look
 from shipload.synth.params import Scene, SynthConfig, sample_scene
 from shipload.synth.render import part_maps, render
 from shipload.synth.sensor import to_uint8
@@ -89,6 +91,15 @@ def framing_cut(img: np.ndarray, s: Scene, rng: np.random.Generator,
     return img[y0 : y0 + b, x0 : x0 + b].copy()
 
 
+def redraw_look(s: Scene, cfg: SynthConfig, index: int) -> Scene:
+    """Scene ``s`` with another look drawn from ``cfg``'s families (geometry untouched).
+
+    The look's generator is seeded by (scene seed, ``index``), apart from the scene's own look.
+    """
+    rng = np.random.default_rng([s.seed, index, 0x2100C])
+    return dataclasses.replace(s, look=sample_look(rng, cfg.appearance.families()))
+
+
 def drop_geometry(geo: dict[str, float], rng: np.random.Generator, p_all: float,
                   p_each: float) -> dict[str, float]:
     """Geometry dropout: all fields gone with ``p_all``, else each with ``p_each``."""
@@ -113,12 +124,28 @@ class RenderedStream(Dataset[dict[str, Any]]):
             ``image2``/``geometry2``, augmented independently (framing-consistency training).
         parts: also return the renderer's part maps in the view, ``parts`` (C, H, W): the
             targets of the dense part-segmentation task.
+        look_pairs: with ``framing_pairs``, the second cut is of the same scene (same ship,
+            load, sun, sensor, clutter) rendered again with another look drawn from the
+            configuration's families (``redraw_look``): the consistency loss then asks for the
+            same call whatever the paint, water, light, sensor tone and drawing style.
+
+    Raises:
+        ValueError: ``look_pairs`` without ``framing_pairs`` or without appearance
+            randomisation in ``cfg``.
     """
 
     def __init__(self, cfg: SynthConfig, seed: int, spec: InputSpec, augment: bool = True,
                  geometry_dropout: float = 0.25, field_dropout: float = 0.2,
                  heading_prob: float = 0.3, heading_noise_deg: float = 3.0,
-                 framing_pairs: bool = False, parts: bool = False) -> None:
+                 framing_pairs: bool = False, parts: bool = False,
+                 look_pairs: bool = False) -> None:
+        if look_pairs and not framing_pairs:
+            raise ValueError("data.look_pairs needs data.framing_pairs: true (the other look "
+                             "is the second cut of each pair)")
+        if look_pairs and not cfg.appearance.randomize:
+            raise ValueError("data.look_pairs needs appearance.randomize: true in the "
+                             "renderer's config (synth_config): there is no other look to draw")
+        self.look_pairs = look_pairs
         self.cfg, self.seed, self.spec, self.augment = cfg, seed, spec, augment
         self.geometry_dropout, self.field_dropout = geometry_dropout, field_dropout
         self.heading_prob, self.heading_noise_deg = heading_prob, heading_noise_deg
@@ -143,7 +170,10 @@ class RenderedStream(Dataset[dict[str, Any]]):
         if view.maps is not None:
             out["parts"] = torch.from_numpy(np.ascontiguousarray(view.maps.transpose(2, 0, 1)))
         if self.framing_pairs:
-            cut = framing_cut(img, s, rng)
+            src = img
+            if self.look_pairs:
+                src = chip_from_scene(redraw_look(s, self.cfg, index), self.cfg.sensor.supersample)
+            cut = framing_cut(src, s, rng)
             self.transform.set_seed(int(rng.integers(2**31)))
             # Same geometry (north-up cut of the same north-up chip) and heading.
             other = item(self.transform(cut, geo, heading), 0, 0.0, 0.0, 0.0, index)

@@ -68,6 +68,44 @@ def chip_augment(seed: int | None = None) -> A.Compose:
     )
 
 
+def sensor_nuisance(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Sensor artefacts past realism that albumentations does not draw: (H, W, 3) → same.
+
+    Each at its own chance: the red and blue bands shifted against green by up to 1.5 px each
+    (pan-sharpening misregistration, colour fringes at every edge), a strong unsharp mask
+    (halos), a low-frequency multiplicative field (uneven illumination, vignetting, a texture
+    over the whole chip; per band a third of the time) and posterisation (8-48 levels). The
+    green band, and so every part's outline, never moves: the cue geometry stays exact.
+
+    Args:
+        img: (H, W, 3) float32 in [0, 1].
+        rng: the item's generator.
+    """
+    out = img
+    h, w = img.shape[:2]
+    if rng.random() < 0.25:
+        out = out.copy()
+        for c in (0, 2):
+            dx, dy = rng.uniform(-1.5, 1.5, 2)
+            m = np.array([[1, 0, dx], [0, 1, dy]], np.float32)
+            out[..., c] = cv2.warpAffine(img[..., c], m, (w, h), flags=cv2.INTER_LINEAR,
+                                         borderMode=cv2.BORDER_REFLECT)
+    if rng.random() < 0.2:
+        blur = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.7, 1.5))
+        out = out + rng.uniform(0.5, 2.0) * (out - blur)
+    if rng.random() < 0.25:
+        g = int(rng.integers(2, 9))
+        bands = 3 if rng.random() < 0.3 else 1
+        field = cv2.resize(rng.standard_normal((g, g, bands)).astype(np.float32), (w, h),
+                           interpolation=cv2.INTER_CUBIC).reshape(h, w, bands)
+        out = out * (1.0 + rng.uniform(0.05, 0.3) * np.clip(field, -2.5, 2.5))
+    out = np.clip(out, 0, 1)
+    if rng.random() < 0.1:
+        levels = int(rng.integers(8, 49))
+        out = np.round(out * (levels - 1)) / (levels - 1)
+    return out.astype(np.float32)
+
+
 def view_augment(seed: int | None = None) -> A.Compose:
     """Augmentation of the prepared view: small affine and radiometry (flips are separate)."""
     import albumentations as A
@@ -126,7 +164,7 @@ class TrainTransform:
         ``maps`` (H, W, C), the renderer's part maps, follow every geometric step (view,
         affine, flips) and none of the radiometric ones; they come back as ``View.maps``.
         """
-        img = self.chip(image=img)["image"]
+        img = sensor_nuisance(np.clip(self.chip(image=img)["image"], 0, 1), self.rng)
         jitter = float(self.rng.uniform(-1, 1)) * self.angle_jitter_deg
         v = prepare_view(np.clip(img, 0, 1).astype(np.float32), self.spec, geometry,
                          heading_deg, jitter)

@@ -20,7 +20,7 @@ import numpy as np
 
 # Axis → its families. The first family of each axis is the base renderer's own look.
 FAMILIES: dict[str, tuple[str, ...]] = {
-    "paint": ("palette", "random", "two_tone"),
+    "paint": ("palette", "random", "two_tone", "patched"),
     "water": ("waves", "flat", "choppy", "blotchy"),
     "light": ("standard", "wide"),
     "sensor": ("clean", "tone", "harsh"),
@@ -61,6 +61,8 @@ class Look:
     Attributes:
         families: the family drawn on each axis.
         hull_rgb, deck_rgb, super_rgb, water_rgb, second_rgb: paints (linear RGB in [0, 1]).
+        second_pattern: where the second paint goes: ``stripes`` (two_tone) or ``patches``
+            (patched: blotches of rust, primer or camouflage).
         antifouling_gain: brightness of the antifouling red (hue kept: it is a cue).
         shadow_factor: light left in a shadow on water (skylight only).
         penumbra_px: blur of the shadow edge, in output pixels.
@@ -82,6 +84,7 @@ class Look:
     super_rgb: tuple[float, float, float] | None = None
     water_rgb: tuple[float, float, float] | None = None
     second_rgb: tuple[float, float, float] | None = None
+    second_pattern: str = "stripes"
     antifouling_gain: float = 1.0
     shadow_factor: float = 0.45
     penumbra_px: float = 0.0
@@ -119,6 +122,10 @@ def sample_look(rng: np.random.Generator, families: dict[str, tuple[str, ...]]) 
     elif fam["paint"] == "two_tone":
         lk.hull_rgb, lk.deck_rgb = _rand_rgb(rng, s=(0.3, 1.0)), _rand_rgb(rng, s=(0.3, 1.0))
         lk.second_rgb = _rand_rgb(rng)
+        lk.super_rgb = _rand_rgb(rng, (0.3, 1.0))
+    elif fam["paint"] == "patched":
+        lk.hull_rgb, lk.deck_rgb = _rand_rgb(rng), _rand_rgb(rng)
+        lk.second_rgb, lk.second_pattern = _rand_rgb(rng), "patches"
         lk.super_rgb = _rand_rgb(rng, (0.3, 1.0))
     lk.antifouling_gain = float(rng.uniform(0.6, 1.4))
     if fam["water"] != "waves":
@@ -187,6 +194,18 @@ def second_paint_mask(size: int, rng: np.random.Generator) -> np.ndarray:
     period = rng.uniform(3, 14)
     s = np.sin((x * math.cos(a) + y * math.sin(a)) * 2 * math.pi / period)
     return (s > rng.uniform(-0.5, 0.5)).astype(np.float32)[..., None]
+
+
+def patch_mask(size: int, rng: np.random.Generator) -> np.ndarray:
+    """Blotches of a second paint (rust, primer, camouflage): (size, size, 1) in [0, 1].
+
+    Thresholded smooth noise at a random scale and cover (10-60 %), edges soft over a pixel.
+    """
+    from shipload.synth.scene import smooth_noise
+
+    n = smooth_noise(rng, size, rng.uniform(1.0, 6.0))
+    t = float(np.quantile(n, 1.0 - rng.uniform(0.1, 0.6)))
+    return np.clip((n - t) * 2.0 + 0.5, 0, 1).astype(np.float32)[..., None]
 
 
 def draw_jetty(img: np.ndarray, heading_deg: float, length_px: float, beam_px: float,

@@ -194,8 +194,9 @@ def render(s: Scene, supersample: int = 3, nir: bool = False, clean: bool = Fals
         factor = lk.shadow_factor
         if lk.penumbra_px > 0:
             shadow_a = cv2.GaussianBlur(shadow_a, (0, 0), lk.penumbra_px)
-        if lk.second_rgb is not None:  # two-tone paint: stripes of a second colour
-            mask = ap.second_paint_mask(h, lrng)
+        if lk.second_rgb is not None:  # a second paint: stripes (two_tone) or patches
+            mask = (ap.patch_mask(h, lrng) if lk.second_pattern == "patches"
+                    else ap.second_paint_mask(h, lrng))
             ship_rgb = ship_rgb * (1 - mask) + mask * cov_a[..., None] * np.array(
                 lk.second_rgb, np.float32) * (ship_rgb.mean(2, keepdims=True) + 0.2)
     shade = 1.0 - shadow_a * (1.0 - factor)
