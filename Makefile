@@ -64,7 +64,7 @@ EXPORT := $(BIN)/shipload export runs/train/checkpoints/last.ckpt --output model
 export: setup data/calib/labels.csv data/heldout/labels.csv
 	rm -f models/shipload.int8.onnx
 	$(EXPORT)
-	$(PY) scripts/evaluate_model.py --model models/shipload.pt --baseline models/init/stage11.pt
+	$(PY) scripts/evaluate_model.py --model models/shipload.pt --baseline models/init/stage12.pt
 	$(EXPORT) --metrics models/eval/headline.json
 	-$(EXPORT) --metrics models/eval/headline.json --int8 --calibration data/calib \
 	    --int8-judge data/heldout

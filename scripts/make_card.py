@@ -275,11 +275,13 @@ by side in one run):
 
 ## History
 
-Stage 11 (`models/init/stage11.pt`, this recipe's starting weights) is this recipe without
-look pairs, the patched paint family or the extra sensor artefacts: 7 epochs of 5,000 fresh
-chips from stage 10, the first with the view cut around the ship (`frame_scale` 1.1); its card
-is in the repository's history at commit 8db1c66. Stage 10 (`models/init/stage10.pt`) is that
-recipe with the view cut from the whole chip (no `frame_scale`): 9 epochs of 5,000 fresh chips with framing
+Stage 12 (`models/init/stage12.pt`, this recipe's starting weights) is this recipe on the
+renderer's seed 21: 5 epochs of 5,000 chips from stage 11, the first with look pairs, the
+patched paint family and the extra sensor artefacts; its card is in the repository's history
+at commit 300c614. Stage 11 (`models/init/stage11.pt`) had none of those three: 7 epochs of
+5,000 chips from stage 10, the first with the view cut around the ship (`frame_scale` 1.1);
+its card is at commit 8db1c66. Stage 10 (`models/init/stage10.pt`) is that recipe with the
+view cut from the whole chip (no `frame_scale`): 9 epochs of 5,000 fresh chips with framing
 pairs and the part task, from stage 9; its card is in the repository's history at commit
 b4eccd5. Stage 9 (`models/init/stage9.pt`) had no part task: 7 epochs of 5,000 fresh chips
 with framing pairs and the wide augmentation, from stage 8; its card is in the repository's
