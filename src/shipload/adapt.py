@@ -4,7 +4,7 @@ Without labels it re-estimates the batch-norm statistics on the user's chips (Ad
 network's features are re-centred on the new sensor's look, nothing else moves. With labels
 (``path,label[,load_fraction]``) it recalibrates the call on them: a scale and an offset of
 the laden-vs-empty logit, fitted by logistic regression and folded into the graph's
-temperature and the class head's bias. That fixes the commonest failure on a new look (calls
+temperature and laden-logit offset. That fixes the commonest failure on a new look (calls
 leaning to one class) with two parameters, so a few dozen labels suffice and cannot overfit.
 ``--epochs N`` fine-tunes the network on the labels first; measured on held-out appearance
 families it did not help (models/README.md), so it is off by default. The result is a
@@ -151,7 +151,7 @@ def fine_tune(net: Any, x: np.ndarray, g: np.ndarray, y: np.ndarray, lf: np.ndar
             xt = torch.from_numpy(np.ascontiguousarray(xb))
             gt = torch.from_numpy(flip_geometry(g[idx], h, v))
             logits, load, _ = net(xt, gt)
-            loss = F.cross_entropy(logits * net.temperature, torch.from_numpy(y[idx]))
+            loss = F.cross_entropy(net.raw_logits(logits), torch.from_numpy(y[idx]))
             known = np.isfinite(lf[idx])
             if known.any():
                 k = torch.from_numpy(known)
@@ -167,9 +167,10 @@ def recalibrate(net: Any, x: np.ndarray, g: np.ndarray, y: np.ndarray,
                 prior: float = 0.01) -> tuple[float, float]:
     """Fit p(laden) = sigmoid(a * d + b) on labelled views and fold it into ``net``, in place.
 
-    ``d`` is the network's calibrated logit difference (laden minus empty). The scale goes into
-    the temperature (T / a) and the offset into the class head's laden bias (b * T / a), so the
-    exported graph carries it with nothing added. It is fitted as a * (d - c), a scale and a
+    ``d`` is the network's calibrated logit difference (laden minus empty), ``raw / T + o``.
+    The fit ``a * d + b`` is ``raw / (T / a) + (a * o + b)``: the scale goes into the
+    temperature and the rest into the laden-logit offset, so the exported graph carries it
+    with nothing added. It is fitted as a * (d - c), a scale and a
     threshold, with a weak prior pulling a toward 1 and c toward 0 when the labels are few;
     b = -a * c.
 
@@ -207,9 +208,8 @@ def recalibrate(net: Any, x: np.ndarray, g: np.ndarray, y: np.ndarray,
     a = float(np.clip(math.exp(log_a.item()), 0.1, 10.0))
     bias = -a * c.item()
     with torch.no_grad():
-        t_new = float(net.temperature) / a
-        net.temperature.fill_(t_new)
-        net.cls_head.bias[1] += bias * t_new
+        net.temperature.fill_(float(net.temperature) / a)
+        net.offset.fill_(a * float(net.offset) + bias)
     return a, bias
 
 

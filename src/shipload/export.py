@@ -152,6 +152,7 @@ def build_metadata(m: LoadedModel, provenance: dict[str, str],
                    "freeboard_m (B,) midship freeboard in metres",
         "backbone": str(m.hparams.get("backbone")),
         "temperature": f"{float(m.net.temperature):.6f}",
+        "laden_offset": f"{float(m.net.offset):.6f}",
         "training_data": json.dumps(data),
         "metrics": json.dumps(metrics or ({"best_val_acc": m.best_score} if m.best_score else {})),
     }

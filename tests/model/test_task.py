@@ -11,7 +11,7 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from shipload.model.task import fit_temperature
+from shipload.model.task import fit_calibration, fit_temperature
 from shipload.training import cli_main
 
 REPO = Path(__file__).resolve().parents[2]
@@ -119,6 +119,40 @@ def test_fit_temperature_recovers_scale() -> None:
     assert 2.5 < t < 3.5
 
 
+def test_fit_calibration_recovers_scale_and_offset() -> None:
+    """Logits 3x too confident and leaning 1.5 toward laden: both undone."""
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(4000, 2, generator=g) * 2
+    y = torch.distributions.Categorical(logits=z).sample()
+    t, off = fit_calibration(z * 3.0 + torch.tensor([0.0, 4.5]), y)
+    assert 2.5 < t < 3.5
+    assert -1.8 < off < -1.2  # 4.5 / 3 removed after the temperature
+    t0, off0 = fit_calibration(z, y)  # already calibrated: nothing to move
+    assert 0.9 < t0 < 1.1 and abs(off0) < 0.15
+
+
+def test_validation_refit_sets_the_offset_and_the_graph_applies_it() -> None:
+    """The task's end-of-validation refit sets T and the offset; the net then applies them."""
+    from shipload.model.task import ShiploadTask
+
+    task = ShiploadTask(backbone="shipnet_small", input_height=32, input_width=64)
+    g = torch.Generator().manual_seed(1)
+    z = torch.randn(400, 2, generator=g)
+    y = (torch.rand(400, generator=g) < 0.2).long()  # 20 % laden; the logits know nothing
+    t, off = task.refit_calibration(z, y)
+    assert off < -0.8  # log(0.2 / 0.8) = -1.39: calls re-centred on the 20 % share
+    assert float(task.net.offset) == pytest.approx(off)
+    x = torch.rand(2, 3, 32, 64, generator=g)
+    task.net.eval()
+    with torch.no_grad():
+        cal, _, _ = task.net(x)
+        assert torch.allclose(task.net.raw_logits(cal) / t + torch.tensor([0.0, off]), cal,
+                              atol=1e-6)
+    off_task = ShiploadTask(backbone="shipnet_small", input_height=32, input_width=64,
+                            calibrate_offset=False)
+    assert off_task.refit_calibration(z, y)[1] == 0.0
+
+
 EASY = """
 ship_classes:
   small:
@@ -181,7 +215,7 @@ def test_framing_consistency_is_zero_for_agreeing_cuts_and_grows_with_disagreeme
     assert p["label"].tolist() == [0, 1, 0, 1] and "image2" not in p
 
 
-def test_training_loss_does_not_depend_on_the_calibration_temperature() -> None:
+def test_training_loss_does_not_depend_on_the_calibration() -> None:
     """Were the loss to see logits / T, each refit of T would feed back into training (a run
     drove T to 0.05 and diverged); the loss must see the raw logits."""
     import warnings
@@ -199,11 +233,12 @@ def test_training_loss_does_not_depend_on_the_calibration_temperature() -> None:
     losses = []
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # self.log without a trainer
-        for t in (1.0, 0.05, 4.0):
+        for t, off in ((1.0, 0.0), (0.05, 0.0), (4.0, 0.0), (1.0, 2.0), (0.3, -1.5)):
             task.net.temperature.fill_(t)
+            task.net.offset.fill_(off)
             losses.append(float(task._step(dict(batch), "train")))
-    assert losses[1] == pytest.approx(losses[0], rel=1e-5)
-    assert losses[2] == pytest.approx(losses[0], rel=1e-5)
+    for other in losses[1:]:
+        assert other == pytest.approx(losses[0], rel=1e-5)
 
 
 def test_part_loss_rewards_the_right_maps_and_weighs_thin_parts() -> None:

@@ -165,7 +165,9 @@ class ShiploadNet(nn.Module):
     of an image-only model carry over and behave as before until training moves them.
 
     ``forward`` takes (B, 3, H, W) float RGB in [0, 1] and (B, G) encoded geometry (all zeros:
-    none known) and returns class logits (B, 2) already divided by the calibration temperature,
+    none known) and returns class logits (B, 2) already calibrated: divided by the temperature,
+    with the laden logit shifted by ``offset`` (both fitted on validation chips; ``raw_logits``
+    undoes them),
     the load-fraction logit (B,) and log freeboard in metres (B,).
 
     A ShipNet backbone also gets a ``PartDecoder`` (``part_head``): training asks it for the
@@ -197,6 +199,8 @@ class ShiploadNet(nn.Module):
         self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(STD).view(1, 3, 1, 1))
         self.register_buffer("temperature", torch.ones(()))
+        self.register_buffer("offset", torch.zeros(()))  # laden-logit shift after T
+        self.register_buffer("_laden", torch.tensor([0.0, 1.0]), persistent=False)
 
     def forward(self, x: torch.Tensor, g: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -225,7 +229,12 @@ class ShiploadNet(nn.Module):
         h = self.fuse(torch.cat([z, self.geo_mlp(g)], dim=1))  # (B, fused)
         logits = self.cls_head(z) + self.fused_cls(h)
         load = (self.load_head(z) + self.fused_load(h)).squeeze(1)
-        return logits / self.temperature, load, self.freeboard_head(h).squeeze(1)
+        return (logits / self.temperature + self.offset * self._laden, load,
+                self.freeboard_head(h).squeeze(1))
+
+    def raw_logits(self, calibrated: torch.Tensor) -> torch.Tensor:
+        """(B, 2) logits before calibration: what the training losses see."""
+        return (calibrated - self.offset * self._laden) * self.temperature
 
 
 class ProbabilityHead(nn.Module):

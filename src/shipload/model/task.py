@@ -37,8 +37,8 @@ def load_weights(net: nn.Module, path: str | Path) -> None:
     missing, unexpected = net.load_state_dict(sd, strict=False)
     # Weights of an image-only model (before the geometry branch) load into the image path;
     # the geometry branch then starts fresh, its residual outputs at zero.
-    new = ("temperature", "geo_mlp.", "fuse.", "fused_cls.", "fused_load.", "freeboard_head.",
-           "part_head.")
+    new = ("temperature", "offset", "geo_mlp.", "fuse.", "fused_cls.", "fused_load.",
+           "freeboard_head.", "part_head.")
     if unexpected or [m for m in missing if not any(m.endswith(n) or m.startswith(n)
                                                     for n in new)]:
         raise ValueError(f"{path}: weights do not match this backbone "
@@ -82,6 +82,9 @@ class ShiploadTask(L.LightningModule):
         init_from: start from these weights (a ``.ckpt`` or the shipped ``models/shipload.pt``)
             to fine-tune on your own chips.
         calibrate: refit the softmax temperature on the validation logits each epoch.
+        calibrate_offset: with ``calibrate``, also fit a shift of the laden logit (after the
+            temperature), so that calls on validation chips do not lean to one class; the
+            ONNX graph carries both.
         consistency_weight: weight of the framing-consistency loss, the symmetric KL between
             the class probabilities of two cuts of the same ship (batches from
             ``framing_pairs``). Both cuts also take every supervised loss.
@@ -105,6 +108,7 @@ class ShiploadTask(L.LightningModule):
         dropout: float = 0.2,
         init_from: str | None = None,
         calibrate: bool = True,
+        calibrate_offset: bool = True,
         consistency_weight: float = 0.0,
         parts_loss_weight: float = 0.0,
     ) -> None:
@@ -185,7 +189,7 @@ class ShiploadTask(L.LightningModule):
         # would feed back into the weights (the network rescales its logits to suit T, the
         # next refit moves T again), and T drifts: a run of this recipe drove it to 0.05 in
         # five epochs and its loss blew up.
-        raw = logits * self.net.temperature
+        raw = self.net.raw_logits(logits)
         cls_loss = F.cross_entropy(raw, y, label_smoothing=self.hp.label_smoothing)
         if pairs and self.hp.consistency_weight > 0:
             cons = framing_consistency(raw)
@@ -232,8 +236,8 @@ class ShiploadTask(L.LightningModule):
                     self.log(f"{stage}_acc_gsd_{name}", m, on_epoch=True, on_step=False,
                              batch_size=int(sel.sum()))
         if stage == "val" and self.hp.calibrate:
-            # Keep uncalibrated logits (undo the current temperature) for the refit.
-            self._val_logits.append(logits.detach().float() * self.net.temperature)
+            # Keep uncalibrated logits (undo the current calibration) for the refit.
+            self._val_logits.append(self.net.raw_logits(logits.detach().float()))
             self._val_labels.append(y)
         return loss
 
@@ -269,9 +273,23 @@ class ShiploadTask(L.LightningModule):
                                f"(needs {MIN_TEMPERATURE_CHIPS}); raise data.val_fraction")
                 self._warned_temperature = True
             return
-        t = fit_temperature(z, y)
-        self.net.temperature.fill_(t)
+        t, off = self.refit_calibration(z, y)
         self.log("temperature", t, rank_zero_only=True)
+        self.log("laden_offset", off, rank_zero_only=True)
+
+    def refit_calibration(self, logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+        """Fit the calibration on (N, 2) raw validation logits and set it in the network.
+
+        The temperature, and with ``calibrate_offset`` the laden-logit offset; returns
+        (T, offset).
+        """
+        if self.hp.calibrate_offset:
+            t, off = fit_calibration(logits, labels)
+        else:
+            t, off = fit_temperature(logits, labels), 0.0
+        self.net.temperature.fill_(t)
+        self.net.offset.fill_(off)
+        return t, off
 
     def configure_optimizers(self) -> Any:
         """AdamW with a one-cycle learning-rate schedule over the whole run."""
@@ -350,3 +368,37 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
         opt.step(closure)
     t = float(log_t.detach().exp())
     return float(min(max(t, 0.05), 20.0)) if math.isfinite(t) else 1.0
+
+
+def fit_calibration(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+    """Temperature T and laden-logit offset b minimising the NLL of softmax(logits / T + [0, b]).
+
+    The offset moves the threshold: a network whose calls lean to one class on its validation
+    chips is re-centred there. T is clamped to [0.05, 20] and b to [-5, 5].
+
+    Args:
+        logits: (N, 2) uncalibrated logits.
+        labels: (N,) class indices.
+
+    Returns:
+        (T, b); (1, 0) when the fit does not converge to finite values.
+    """
+    with torch.enable_grad():
+        log_t = torch.zeros((), requires_grad=True)
+        b = torch.zeros((), requires_grad=True)
+        opt = torch.optim.LBFGS([log_t, b], lr=0.5, max_iter=100,
+                                line_search_fn="strong_wolfe")
+        z, y = logits.detach().cpu().double(), labels.detach().cpu()
+        laden = torch.tensor([0.0, 1.0], dtype=torch.float64)
+
+        def closure() -> torch.Tensor:
+            opt.zero_grad()
+            loss = F.cross_entropy(z / log_t.exp() + b * laden, y)
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+    t, off = float(log_t.detach().exp()), float(b.detach())
+    if not (math.isfinite(t) and math.isfinite(off)):
+        return 1.0, 0.0
+    return float(min(max(t, 0.05), 20.0)), float(min(max(off, -5.0), 5.0))
