@@ -39,7 +39,7 @@ lint: setup
 
 # The shipped model's one recipe (configs/train.yaml): chips rendered on the fly, nothing stored.
 # `make resume` continues it after a kill, on the same stream.
-TRAIN_CMD := python train.py fit --config configs/train.yaml
+TRAIN_CMD ?= python train.py fit --config configs/train.yaml
 train: setup
 	$(PY) train.py fit --config configs/train.yaml
 
@@ -56,15 +56,22 @@ data/heldout/labels.csv: | $(STAMP)
 # Export what `make train` made, judge it on held-out appearance families, export again with
 # the headline figures in the metadata (same weights, same bytes but the metadata), add the
 # int8 file, measure predict speed, and write the card.
-EXPORT := $(BIN)/shipload export runs/train/checkpoints/last.ckpt --output models/shipload.onnx \
-	    --weights models/shipload.pt --overwrite --recipe configs/train.yaml configs/synth_train.yaml \
+# A run on a GPU machine (configs/gpu.yaml, scripts/gpu_stage.sh) exports with
+#   make export CKPT=runs/gpu/checkpoints/last.ckpt TRAIN_CMD="<its command.txt>" \
+#        RECIPE="configs/train.yaml configs/gpu.yaml configs/synth_train.yaml"
+# BASELINE is the release before: the card compares the two on the same chips.
+CKPT ?= runs/train/checkpoints/last.ckpt
+RECIPE ?= configs/train.yaml configs/synth_train.yaml
+BASELINE ?= models/init/stage13.pt
+EXPORT = $(BIN)/shipload export $(CKPT) --output models/shipload.onnx \
+	    --weights models/shipload.pt --overwrite --recipe $(RECIPE) \
 	    --command "$(TRAIN_CMD)"
 # The int8 file ships only if it is within 0.5 points of fp32 (the leading '-': a refusal is an
 # outcome, not a failure of the target; a stale int8 file is removed first).
 export: setup data/calib/labels.csv data/heldout/labels.csv
 	rm -f models/shipload.int8.onnx
 	$(EXPORT)
-	$(PY) scripts/evaluate_model.py --model models/shipload.pt --baseline models/init/stage12.pt
+	$(PY) scripts/evaluate_model.py --model models/shipload.pt --baseline $(BASELINE)
 	$(EXPORT) --metrics models/eval/headline.json
 	-$(EXPORT) --metrics models/eval/headline.json --int8 --calibration data/calib \
 	    --int8-judge data/heldout
