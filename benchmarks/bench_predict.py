@@ -5,7 +5,8 @@
 
 On the same renderer chips (mixed sizes, PNG/JPEG and 16-bit 4-band TIFF), predicted from
 their manifests so that every chip carries its acquisition geometry:
-  ours      shipload predict (onnxruntime, decoding overlapped in threads)
+  ours      shipload predict (onnxruntime; decoding overlapped in threads on a few cores,
+            in processes on many: --decode auto), and the other decoding mode beside it
   eager     the same weights in PyTorch eager with a torchvision-style DataLoader
   floor     decode + view (read_chip + prepare_view with geometry) in one process, no model
   int8      the int8 QDQ model against fp32, model only and end to end
@@ -23,13 +24,12 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-import torch
-from torch.utils.data import DataLoader, Dataset
 
+# Only light imports at the top: decoding processes (predict --decode processes) start by
+# importing the caller's main module, this one, and torch there would cost seconds each.
 from shipload.batch import run_predict
-from shipload.data.datasets import load_records
 from shipload.data.io import read_chip
-from shipload.export import load_model, quantize_int8
+from shipload.inference import PROCESS_MIN_WORKERS
 from shipload.runtime import read_metadata
 from shipload.synth import SynthConfig, write_dataset
 from shipload.view import InputSpec, prepare_view, stack_views
@@ -37,18 +37,19 @@ from shipload.view import InputSpec, prepare_view, stack_views
 REPO = Path(__file__).resolve().parents[1]
 
 
-class Views(Dataset):  # type: ignore[type-arg]
+class Views:
+    """A map-style dataset of views, for the eager baseline's DataLoader."""
+
     def __init__(self, recs: list, spec: InputSpec) -> None:  # type: ignore[type-arg]
         self.recs, self.spec = recs, spec
 
     def __len__(self) -> int:
         return len(self.recs)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         r = self.recs[i]
         v = prepare_view(read_chip(r.path), self.spec, r.geometry, r.heading_deg)
-        return (torch.from_numpy(np.ascontiguousarray(v.image.transpose(2, 0, 1))),
-                torch.from_numpy(v.geometry))
+        return np.ascontiguousarray(v.image.transpose(2, 0, 1)), v.geometry
 
 
 def timed(fn) -> float:  # type: ignore[no-untyped-def]
@@ -66,6 +67,12 @@ def main() -> None:
     ap.add_argument("--compare", type=Path, nargs="*", default=[],
                     help="other ONNX models (earlier releases) timed in the same run")
     a = ap.parse_args()
+    import torch
+    from torch.utils.data import DataLoader
+
+    from shipload.data.datasets import load_records
+    from shipload.export import load_model, quantize_int8
+
     meta = read_metadata(a.model)
     spec = InputSpec.from_mapping(meta)
     cores = os.cpu_count() or 1
@@ -73,10 +80,10 @@ def main() -> None:
         root = Path(d)
         cfg = SynthConfig()
         n_tif = a.n // 10
-        write_dataset(cfg, root / "rgb", a.n - n_tif, seed=77, workers=2, progress=False)
+        write_dataset(cfg, root / "rgb", a.n - n_tif, seed=77, workers=cores, progress=False)
         cfg16 = dataclasses.replace(cfg, sensor=dataclasses.replace(cfg.sensor,
                                                                     output="tiff16_rgbn"))
-        write_dataset(cfg16, root / "tif", n_tif, seed=78, workers=2, progress=False)
+        write_dataset(cfg16, root / "tif", n_tif, seed=78, workers=cores, progress=False)
         manifests = [str(root / "rgb" / "labels.csv"), str(root / "tif" / "labels.csv")]
         recs = load_records(manifests[0]) + load_records(manifests[1])
         n = len(recs)
@@ -108,8 +115,12 @@ def main() -> None:
         t_eager = timed(eager)
 
         out = root / "p.csv"
+        mode = "processes" if cores >= PROCESS_MIN_WORKERS else "threads"  # what auto picks
+        alt = "threads" if mode == "processes" else "processes"
         t_ours = timed(lambda: run_predict(manifests, out, model=a.model, batch_size=a.batch,
-                                           overwrite=True, quiet=True))
+                                           overwrite=True, quiet=True, decode=mode))
+        t_alt = timed(lambda: run_predict(manifests, out, model=a.model, batch_size=a.batch,
+                                            overwrite=True, quiet=True, decode=alt))
 
         q = root / "q.onnx"
         # Speed only: the accuracy gate (export's job) is off here.
@@ -143,11 +154,14 @@ def main() -> None:
             others[other.name] = (n / t_e2e, len(x) / model_only(other))
 
     r = {k: n / v for k, v in {"floor": t_floor, "eager": t_eager, "ours": t_ours,
-                               "ours_int8": t_ours8}.items()}
+                               "ours_int8": t_ours8, "alt": t_alt}.items()}
     print(f"  decode+align floor (1 process)  {r['floor']:8.1f} chips/s")
     print(f"  PyTorch eager + DataLoader      {r['eager']:8.1f} chips/s")
     print(f"  shipload predict (fp32)         {r['ours']:8.1f} chips/s   "
-          f"{r['ours'] / r['eager']:.2f}x eager, {r['ours'] / r['floor']:.2f}x floor")
+          f"{r['ours'] / r['eager']:.2f}x eager, {r['ours'] / r['floor']:.2f}x floor "
+          f"(decoding in {mode})")
+    print(f"  the same, decoding in {alt:9s}  {r['alt']:8.1f} chips/s   "
+          f"{r['alt'] / r['ours']:.2f}x the {mode}")
     print(f"  shipload predict (int8)         {r['ours_int8']:8.1f} chips/s   "
           f"{r['ours_int8'] / r['ours']:.2f}x fp32 end to end")
     print(f"  model only, onnxruntime: fp32 {len(x) / t32:8.1f} int8 {len(x) / t8:8.1f} "

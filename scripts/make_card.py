@@ -194,8 +194,22 @@ def framing_words(meta: dict[str, str]) -> str:
             f"whole chip when none is found")
 
 
+def gpu_section(text: str) -> str:
+    """The GPU checks' printout (scripts/gpu_checks.py on a lent GPU machine), pasted."""
+    if not text.strip():
+        return ""
+    return ("### On a GPU\n\n`python scripts/gpu_checks.py --n 2048` (run by "
+            "`scripts/gpu_stage.sh`) with this model's weights on a lent GPU machine, under "
+            "that machine's own PyTorch: precision parity of the weights on CUDA against fp32 "
+            "on the CPU, the network alone, and predict from files "
+            "(`models/eval/gpu_checks.txt`). onnxruntime's CUDA provider was not there (the "
+            "image has the CPU build, and `onnxruntime-gpu` is too large to carry to it), so "
+            "the ONNX fp16 file and `predict --device cuda` are not measured:"
+            "\n\n```\n" + text.strip() + "\n```")
+
+
 def card(m: dict[str, Any], meta: dict[str, str], files: dict[str, str], bench: str,
-         notes: str, training: str = "") -> str:
+         notes: str, training: str = "", gpu: str = "") -> str:
     """The model card's markdown."""
     sha = "\n".join(f"- `{k}`: sha256 `{v}`" for k, v in files.items())
     rec = json.loads(meta.get("recipe", "{}"))
@@ -279,6 +293,8 @@ by side in one run):
 
 {bench or 'not measured'}
 
+{gpu_section(gpu)}
+
 ## History
 
 Stage 12 (`models/init/stage12.pt`, this recipe's starting weights) is this recipe on the
@@ -310,6 +326,8 @@ def main() -> None:
                     help="text printed by benchmarks/bench_predict.py, pasted verbatim")
     ap.add_argument("--notes", type=Path, default=REPO / "models" / "eval" / "notes.md",
                     help="measured training notes (markdown) to include, if present")
+    ap.add_argument("--gpu", type=Path, default=REPO / "models" / "eval" / "gpu_checks.txt",
+                    help="text printed by scripts/gpu_checks.py, pasted verbatim, if present")
     ap.add_argument("--out", type=Path, default=REPO / "models" / "README.md")
     a = ap.parse_args()
     for f in (a.metrics, a.model):
@@ -324,7 +342,11 @@ def main() -> None:
         bench = "```\n" + bench.strip() + "\n```"
     notes = a.notes.read_text() if a.notes.is_file() else ""
     training = training_table(REPO / "models" / "eval" / "training_log.csv")
-    a.out.write_text(card(m, read_metadata(a.model), files, bench, notes, training))
+    gpu = a.gpu.read_text() if a.gpu.is_file() else ""
+    cli = a.gpu.with_name("cli_decode_h200.txt")
+    if gpu and cli.is_file():  # predict's decoding processes, timed on the same machine
+        gpu += "\nshipload predict, whole commands (" + cli.name + "):\n" + cli.read_text()
+    a.out.write_text(card(m, read_metadata(a.model), files, bench, notes, training, gpu))
     print(f"wrote {a.out}")
 
 

@@ -131,15 +131,40 @@ def test_overwrite_starts_afresh(synth_set: Path, smoke_onnx: Path, tmp_path: Pa
     assert "stale" not in out.read_text() and len(read_csv(out)) == 48
 
 
-@pytest.mark.parametrize("fmt", ["csv", "parquet"])
-def test_kill_and_resume_every_input_once(fmt: str, tmp_path: Path, smoke_onnx: Path) -> None:
+def _children(pid: int) -> list[int]:
+    """The live child processes of ``pid`` (Linux /proc)."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(d.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.parametrize(("fmt", "decode"), [("csv", "threads"), ("parquet", "threads"),
+                                           ("csv", "processes")])
+def test_kill_and_resume_every_input_once(fmt: str, decode: str, tmp_path: Path,
+                                          smoke_onnx: Path) -> None:
     from shipload.synth.writer import write_dataset
     from tests.conftest import tiny_config
 
     data = write_dataset(tiny_config(), tmp_path / "d", 600, seed=4, workers=2, progress=False)
     out = tmp_path / f"o.{fmt}"
     cmd = [sys.executable, "-m", "shipload.cli", "predict", str(data / "images"), "--model",
-           str(smoke_onnx), "--output", str(out), "--batch-size", "8", "--quiet"]
+           str(smoke_onnx), "--output", str(out), "--batch-size", "8", "--quiet",
+           "--decode", decode, "--workers", "2"]
     p = subprocess.Popen(cmd, cwd=REPO)
     stream = out if fmt == "csv" else Path(str(out) + ".partial.jsonl")
     t0 = time.time()
@@ -147,9 +172,16 @@ def test_kill_and_resume_every_input_once(fmt: str, tmp_path: Path, smoke_onnx: 
         if stream.exists() and stream.stat().st_size > 4000:
             break
         time.sleep(0.05)
+    children = _children(p.pid)
     os.kill(p.pid, signal.SIGKILL)
     p.wait()
     assert p.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    if decode == "processes":  # the orphaned decoding processes end themselves
+        assert children, "no decoding processes were seen"
+        t0 = time.time()
+        while any(_alive(c) for c in children) and time.time() - t0 < 10:
+            time.sleep(0.1)
+        assert not any(_alive(c) for c in children)
     r = subprocess.run(cmd + ["--resume"], cwd=REPO, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     if fmt == "csv":

@@ -83,6 +83,24 @@ def test_predict_rows_in_order_with_error_rows(smoke_onnx: Path, synth_set: Path
     assert cv2.getNumThreads() == cv_threads
     with pytest.raises(UsageError, match="--workers"):
         list(pred.predict(paths, workers=-1))
+    with pytest.raises(UsageError, match="--decode"):
+        list(pred.predict(paths, decode="fork"))  # type: ignore[arg-type]
+
+
+def test_predict_in_processes_gives_the_rows_of_threads(smoke_onnx: Path, synth_set: Path,
+                                                        tmp_path: Path) -> None:
+    # More chips than one chunk per process, a bad file among them: same rows, same order.
+    chips = sorted((synth_set / "images").iterdir())[:20]
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"garbage")
+    paths = [*map(str, chips[:9]), str(bad), *map(str, chips[9:])]
+    pred = Predictor(smoke_onnx)
+    threads = [r for b in pred.predict(paths, batch_size=4, workers=2) for r in b]
+    procs = [r for b in pred.predict(paths, batch_size=4, workers=2, decode="processes")
+             for r in b]
+    assert [r["path"] for r in procs] == paths
+    assert procs[9]["status"] == "error" and "bad.png" in procs[9]["error"]
+    assert procs == threads
 
 
 def test_prefetch_keeps_order_and_bounds_the_work_in_flight() -> None:

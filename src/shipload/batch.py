@@ -20,6 +20,8 @@ from shipload.errors import DataError, UsageError
 from shipload.inference import Job
 from shipload.view import GeometryError, parse_geometry
 
+SMALL_RUN = 512  # chips: below this, spawning decoding processes costs more than it saves
+
 Format = Literal["csv", "jsonl", "parquet"]
 
 
@@ -303,11 +305,16 @@ def run_predict(inputs: Sequence[str], output: str | Path, model: str | Path | N
                 threads: int | None = None, resume: bool = False, overwrite: bool = False,
                 shard_spec: str | None = None, tta: bool = False, quiet: bool = False,
                 workers: int | None = None,
-                geometry: dict[str, float | None] | None = None) -> dict[str, Any]:
+                geometry: dict[str, float | None] | None = None,
+                decode: str = "threads") -> dict[str, Any]:
     """Predict every input chip and write one row per input.
 
     ``geometry`` holds batch-wide values (the ``--gsd-m`` ... flags); a chip's sidecar JSON and
     its manifest row override them field by field (see ``inference.resolve_geometry``).
+    ``decode`` picks the decoding workers (``Predictor.predict``); with ``auto`` (the CLI's
+    default) a run of fewer than ``SMALL_RUN`` chips keeps threads, whose start costs nothing.
+    Threads are the library default: a decoding process starts by importing the caller's main
+    module, which from a script that imports torch costs seconds per process.
 
     Returns:
         A summary: counts per class, errors, chips/s, provider; also written to
@@ -334,8 +341,10 @@ def run_predict(inputs: Sequence[str], output: str | Path, model: str | Path | N
     geo_counts: Counter[str] = Counter()
     t0 = time.time()
     try:
+        if decode == "auto" and len(todo) < SMALL_RUN:
+            decode = "threads"
         for rows in predictor.predict(todo, batch_size=batch_size, tta=tta, workers=workers,
-                                      geometry=defaults):
+                                      geometry=defaults, decode=decode):  # type: ignore[arg-type]
             writer.write(rows)
             for r in rows:
                 counts[r["label"] if r["status"] == "ok" else "error"] += 1

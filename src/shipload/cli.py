@@ -76,7 +76,7 @@ def _predict(a: argparse.Namespace) -> int:
     s = run_predict(a.inputs, a.output, model=a.model, fmt=a.format, batch_size=a.batch_size,
                     device=a.device, threads=a.threads, resume=a.resume, overwrite=a.overwrite,
                     shard_spec=a.shard, tta=a.tta, quiet=a.quiet, workers=a.workers,
-                    geometry=geometry)
+                    decode=a.decode, geometry=geometry)
     if not a.quiet:
         counts = ", ".join(f"{k} {v}" for k, v in s["counts"].items())
         rate = f"{s['chips_per_s']} chips/s" if s["chips_per_s"] else "nothing new to predict"
@@ -221,7 +221,10 @@ Other manifest columns (vessel_id, acquired_utc, ...) pass through to the output
     q.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     q.add_argument("--threads", type=int, default=None, help="onnxruntime threads")
     q.add_argument("--workers", type=int, default=None,
-                   help="decoding threads (default: cores; 0 decodes inline)")
+                   help="decoding workers (default: cores; 0 decodes inline)")
+    q.add_argument("--decode", choices=["auto", "threads", "processes"], default="auto",
+                   help="decoding workers are threads or spawned processes; auto: processes "
+                        "from 4 workers on, for runs of 512 chips or more")
     g = q.add_mutually_exclusive_group()
     g.add_argument("--resume", action="store_true", help="continue an interrupted output")
     g.add_argument("--overwrite", action="store_true", help="replace an existing output")

@@ -1,18 +1,24 @@
 """Batch inference with onnxruntime: preprocess / infer / postprocess, streaming.
 
-Decoding and alignment run in a small thread pool while the calling thread runs the model.
-Threads, not processes: OpenCV, NumPy, Pillow and onnxruntime release the GIL in their inner
-loops, so threads overlap on every core without spawning interpreters or pickling views.
-On 2 cores this gave 1.4x the throughput of the earlier one-process decode pool.
+Decoding and viewing run in a pool of workers while the calling thread runs the model.
+Threads on a few cores: OpenCV, NumPy, Pillow and onnxruntime release the GIL in their inner
+loops, so two threads overlap without spawning interpreters or pickling views (on 2 cores
+this gave 1.4x the throughput of a one-process decode pool). Processes on many: the view's
+small-array NumPy work holds the GIL, and on 16 cores threads decoded only 1.1x as fast as
+one process (scripts/gpu_checks.py on an H200 machine). There, with chips viewed in spawned
+processes, a chunk of them per task, the CLI predicted 1,500 chips in 4.7-5.0 s against
+7.9-11.0 s with threads (whole commands), so ``shipload predict`` takes processes from
+``PROCESS_MIN_WORKERS`` workers on (``--decode auto``).
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing as mp
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -38,6 +44,10 @@ from shipload.view import (
 )
 
 Device = Literal["auto", "cpu", "cuda"]
+Decode = Literal["auto", "threads", "processes"]
+
+PROCESS_MIN_WORKERS = 4  # ``decode="auto"`` views chips in processes from this many workers
+_CHUNK = 8  # chips per task sent to a decoding process: amortises the round trip
 
 
 def default_model() -> Path:
@@ -143,8 +153,50 @@ def _prepare(args: tuple[int, Job, InputSpec, dict[str, float]]) -> Prepared:
     return Prepared(i, job, view, "", lon, lat)
 
 
-def _prefetch(fn: Callable[[Any], Prepared], jobs: Iterable[Any], ex: ThreadPoolExecutor,
-              depth: int) -> Iterator[Prepared]:
+def _prepare_chunk(args: tuple[list[tuple[int, Job]], InputSpec, dict[str, float]]
+                   ) -> list[Prepared]:
+    """``_prepare`` over a chunk of jobs, in a decoding process."""
+    chunk, spec, defaults = args
+    return [_prepare((i, job, spec, defaults)) for i, job in chunk]
+
+
+def _init_decoder(parent: int) -> None:
+    """Set up a decoding process: one OpenCV thread, and an end with its parent.
+
+    OpenCV's own pool on top of the processes would oversubscribe the cores. A parent killed
+    outright (SIGKILL, OOM) cannot stop its pool, and the workers, which hold their task
+    queue's both ends, would wait on it for ever: a watchdog ends each one once it is orphaned.
+    ``parent`` is the parent's pid as the parent saw it: one read here could already be the
+    reaper's, when the parent died while this process started.
+    """
+    import threading
+    import time
+
+    import cv2
+
+    cv2.setNumThreads(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="shipload-orphan-watch", daemon=True).start()
+
+
+def _chunks(items: Iterable[tuple[int, Job]], n: int) -> Iterator[list[tuple[int, Job]]]:
+    chunk: list[tuple[int, Job]] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == n:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _prefetch(fn: Callable[[Any], Any], jobs: Iterable[Any], ex: Executor,
+              depth: int) -> Iterator[Any]:
     """``map(fn, jobs)`` on ``ex``, in order, with at most ``depth`` jobs in flight.
 
     Bounded so that a million paths never become a million pending views in memory.
@@ -274,8 +326,8 @@ class Predictor:
         return rows
 
     def predict(self, jobs: Iterable[Job | str], batch_size: int = 64, tta: bool = False,
-                workers: int | None = None, geometry: dict[str, float] | None = None
-                ) -> Iterator[list[dict[str, Any]]]:
+                workers: int | None = None, geometry: dict[str, float] | None = None,
+                decode: Decode = "threads") -> Iterator[list[dict[str, Any]]]:
         """Stream result rows batch by batch, in input order.
 
         Args:
@@ -284,7 +336,11 @@ class Predictor:
                 ``resolve_geometry``).
             batch_size: chips per model call.
             tta: average over the symmetry group.
-            workers: decoding threads (default: the number of cores; 0 decodes inline).
+            workers: decoding workers (default: the number of cores; 0 decodes inline).
+            decode: ``threads``, ``processes`` (spawned; a chunk of chips per task), or
+                ``auto``: processes from ``PROCESS_MIN_WORKERS`` workers on, else threads.
+                A spawned process imports the caller's main module first: guard its work
+                with ``if __name__ == "__main__":`` and keep its heavy imports inside.
 
         Yields:
             Lists of rows (one per input) for each batch.
@@ -293,22 +349,34 @@ class Predictor:
             raise UsageError(f"--batch-size must be >= 1, got {batch_size}")
         if workers is not None and workers < 0:
             raise UsageError(f"--workers must be >= 0, got {workers}")
+        if decode not in ("auto", "threads", "processes"):
+            raise UsageError(f"--decode must be auto, threads or processes, got {decode!r}")
         n_workers = (os.cpu_count() or 1) if workers is None else workers
         defaults = dict(geometry or {})
-        work = ((i, j if isinstance(j, Job) else Job(str(j)), self.spec, defaults)
-                for i, j in enumerate(jobs))
-        ex = None
+        numbered = ((i, j if isinstance(j, Job) else Job(str(j))) for i, j in enumerate(jobs))
+        ex: Executor | None = None
         cv_threads = None
-        if n_workers > 0:
+        procs = n_workers > 0 and (decode == "processes" or (
+            decode == "auto" and n_workers >= PROCESS_MIN_WORKERS))
+        it: Iterator[Prepared]
+        if procs:
+            # spawn, not fork: a forked OpenCV or onnxruntime thread pool can deadlock.
+            ex = ProcessPoolExecutor(n_workers, mp_context=mp.get_context("spawn"),
+                                     initializer=_init_decoder, initargs=(os.getpid(),))
+            tasks = ((c, self.spec, defaults) for c in _chunks(numbered, _CHUNK))
+            depth = max(2 * n_workers, -(-2 * batch_size // _CHUNK))
+            it = (p for chunk in _prefetch(_prepare_chunk, tasks, ex, depth) for p in chunk)
+        elif n_workers > 0:
             import cv2
 
             # One OpenCV thread per decoding thread: its own pool on top would oversubscribe.
             cv_threads = cv2.getNumThreads()
             cv2.setNumThreads(1)
             ex = ThreadPoolExecutor(n_workers, thread_name_prefix="shipload-decode")
-            it: Iterator[Prepared] = _prefetch(_prepare, work, ex, depth=2 * batch_size)
+            it = _prefetch(_prepare, ((i, j, self.spec, defaults) for i, j in numbered), ex,
+                           depth=2 * batch_size)
         else:
-            it = map(_prepare, work)
+            it = map(_prepare, ((i, j, self.spec, defaults) for i, j in numbered))
         try:
             buf: list[Prepared] = []
             for item in it:
