@@ -2,8 +2,8 @@
 
 import os
 
-# albumentations asks PyPI for its latest version when imported unless this is set: shipload
-# never reaches the network at run time (and on an offline machine the attempt only waits).
+# albumentations asks the package index for its latest version when imported unless this is
+# set: shipload never reaches the network at run time (and offline the attempt only waits).
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 __version__ = "0.1.0"
