@@ -1,0 +1,72 @@
+"""Why calls flip between a tight and a loose cut: how near the threshold the flips are, and
+what averaging over the view's flips (`predict --tta`) changes.
+
+    python scripts/framing_study.py [--model models/shipload.pt] [--n 300]
+
+The same ships as the card's framing rows (scripts/evaluate_model.py: seed 31, cut at 1.1x their
+length centred and at 2x, 10 % off centre), on the training looks and on the held-out
+families, with geometry. For each: the flip rate and mean |dp| with and without TTA, the
+accuracy of each cut, and the share of flips where either cut's p_laden is within 0.1 of 0.5
+(calls a reader would treat as unsure), against the share of ships with such a p.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+from pathlib import Path
+
+import numpy as np
+import torch
+from evaluate_model import REPO, configs, framing_sets  # scripts/ is this script's path
+
+from shipload.export import load_model
+from shipload.inference import tta_views
+
+UNSURE = 0.1  # |p - 0.5| below this is an unsure call
+
+
+def p_laden(net: torch.nn.Module, d: dict[str, np.ndarray], tta: bool) -> np.ndarray:
+    """(N,) p_laden on a rendered set, with geometry; the mean over the 4 flips with ``tta``."""
+    x = d["x"].astype(np.float32) / 255  # (N, 3, H, W)
+    views = tta_views(x, d["g"], "hull_aligned") if tta else [(x, d["g"])]
+    ps = []
+    with torch.no_grad():
+        for xv, gv in views:
+            z = net(torch.from_numpy(np.ascontiguousarray(xv)),
+                    torch.from_numpy(np.ascontiguousarray(gv)))[0]
+            ps.append(torch.softmax(z, 1)[:, 1].numpy())
+    return np.mean(ps, axis=0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", type=Path, default=REPO / "models" / "shipload.pt")
+    ap.add_argument("--n", type=int, default=300, help="ships per set")
+    a = ap.parse_args()
+    m = load_model(a.model)
+    net = m.net.eval()
+    cfgs = configs()
+    with mp.get_context("spawn").Pool(2) as pool:
+        cuts = {k: framing_sets(cfgs[k], m.spec, pool, a.n) for k in ("in_family", "held_out")}
+    print(f"{a.model.name}, {a.n} ships a set, tight (1.1x, centred) against loose (2x, 10 % off)")
+    for name, (tight, loose) in cuts.items():
+        for tta in (False, True):
+            p, q = p_laden(net, tight, tta), p_laden(net, loose, tta)
+            flips = (p >= 0.5) != (q >= 0.5)
+            line = (f"  {name:9s} {'tta' if tta else 'plain':5s} flips {flips.mean():6.1%}  "
+                    f"mean |dp| {np.abs(p - q).mean():.3f}  accuracy tight "
+                    f"{((p >= 0.5) == tight['y']).mean():.3f} loose "
+                    f"{((q >= 0.5) == loose['y']).mean():.3f}")
+            if not tta:
+                unsure = (np.abs(p - 0.5) < UNSURE) | (np.abs(q - 0.5) < UNSURE)
+                with_unsure = (flips & unsure).sum() / max(1, flips.sum())
+                line += (f"  | flips with an unsure cut {with_unsure:.0%}, ships with one "
+                         f"{unsure.mean():.0%}, flips among the others "
+                         f"{(flips & ~unsure).sum() / max(1, (~unsure).sum()):.1%}")
+            print(line)
+
+
+if __name__ == "__main__":
+    main()
