@@ -30,7 +30,7 @@ from shipload.contract import ONNX_INPUTS, ONNX_OUTPUTS
 from shipload.data.io import ChipError, is_tiff, read_bytes, read_chip
 from shipload.errors import UsageError
 from shipload.geo import centre_lonlat
-from shipload.runtime import import_onnxruntime, make_session, read_metadata
+from shipload.runtime import import_onnxruntime, make_session, read_metadata, usable_cores
 from shipload.view import (
     GEO_DIM,
     GeometryError,
@@ -336,7 +336,7 @@ class Predictor:
                 ``resolve_geometry``).
             batch_size: chips per model call.
             tta: average over the symmetry group.
-            workers: decoding workers (default: the number of cores; 0 decodes inline).
+            workers: decoding workers (default: the usable cores; 0 decodes inline).
             decode: ``threads``, ``processes`` (spawned; a chunk of chips per task), or
                 ``auto``: processes from ``PROCESS_MIN_WORKERS`` workers on, else threads.
                 A spawned process imports the caller's main module first: guard its work
@@ -351,7 +351,7 @@ class Predictor:
             raise UsageError(f"--workers must be >= 0, got {workers}")
         if decode not in ("auto", "threads", "processes"):
             raise UsageError(f"--decode must be auto, threads or processes, got {decode!r}")
-        n_workers = (os.cpu_count() or 1) if workers is None else workers
+        n_workers = usable_cores() if workers is None else workers
         defaults = dict(geometry or {})
         numbered = ((i, j if isinstance(j, Job) else Job(str(j))) for i, j in enumerate(jobs))
         ex: Executor | None = None

@@ -40,6 +40,19 @@ def import_onnxruntime() -> Any:
     return onnxruntime
 
 
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity where the OS has one.
+
+    A SLURM job, ``taskset`` or a container's cpuset gives a process fewer cores than the
+    machine has, and ``os.cpu_count()`` counts the machine's: a worker or thread per counted
+    core would oversubscribe the allocation (and, with decoding processes, fill its memory).
+    """
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # no affinity on this OS (macOS, Windows)
+        return os.cpu_count() or 1
+
+
 def make_session(path: str | Path, providers: list[str] | None = None,
                  threads: int | None = None) -> Any:
     """An onnxruntime session with full graph optimisation and quiet logs.
@@ -48,11 +61,11 @@ def make_session(path: str | Path, providers: list[str] | None = None,
         path: the ``.onnx`` file.
         providers: in order of preference (default: the CPU). onnxruntime silently falls back
             to the CPU when CUDA cannot load: callers check ``session.get_providers()``.
-        threads: intra-op threads (default: every core).
+        threads: intra-op threads (default: every usable core, ``usable_cores``).
     """
     ort = import_onnxruntime()
     so = ort.SessionOptions()
     so.log_severity_level = 3
-    so.intra_op_num_threads = threads or (os.cpu_count() or 1)
+    so.intra_op_num_threads = threads or usable_cores()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     return ort.InferenceSession(str(path), so, providers=providers or [CPU])

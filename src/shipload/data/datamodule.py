@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from shipload.data.transforms import (
     TrainTransform,
     ViewTrainTransform,
 )
+from shipload.runtime import usable_cores
 from shipload.view import (
     DEFAULT_ACROSS_SCALE,
     DEFAULT_HEIGHT,
@@ -231,7 +231,7 @@ class ShiploadDataModule(L.LightningDataModule):
         ds: Any
         if hp.cache:
             if split not in self.views:
-                self.views[split] = prepare_views(recs, self.spec, os.cpu_count() or 1)
+                self.views[split] = prepare_views(recs, self.spec, usable_cores())
             vt = ViewTrainTransform(hp.seed) if (train and hp.augment) else None
             ds = CachedViewDataset(recs, *self.views[split], vt)
         else:
