@@ -52,7 +52,7 @@ python3 scripts/stream_rate.py --seconds 25 --val-seconds 15 --budget "$FIT_S" -
 EPOCHS=$(grep -o 'epochs=[0-9]*' "$OUT/stream_rate.txt" | tail -1 | cut -d= -f2)
 [ -n "$EPOCHS" ] || { echo "stream probe failed"; exit 1; }
 FIT_S=$(( $(left) - 20 ))
-MAXT=$(printf '00:00:%02d:%02d' $(( FIT_S / 60 )) $(( FIT_S % 60 )))
+MAXT=$(printf '00:%02d:%02d:%02d' $(( FIT_S / 3600 )) $(( FIT_S % 3600 / 60 )) $(( FIT_S % 60 )))
 CMD=(python3 train.py fit "${CFG[@]}" --trainer.max_epochs "$EPOCHS" --trainer.max_time "$MAXT"
      --trainer.enable_progress_bar false)
 echo "${CMD[*]}" | tee "$OUT/command.txt"
