@@ -8,8 +8,10 @@ On N base-renderer chips (seed 77; predicted with their manifest geometry):
   model   views/s of the network alone on CUDA (batch 256; fp32, fp16, bf16 autocast), and of
           the ONNX model in onnxruntime on every CPU core (the shipped CLI path), on the same views
   e2e     chips/s from files: decode + view in DataLoader workers feeding CUDA (fp16 autocast),
-          against `shipload predict` (onnxruntime, the providers this machine has) and the
-          decode + view floor in one process
+          against `shipload predict` (onnxruntime, the providers this machine has; decoding in
+          threads, the library's default: this script imports torch, which every spawned
+          decoding process would import again, so the CLI's processes are timed as whole
+          commands instead) and the decode + view floor in one process
 Everything is measured side by side in this one run; ratios are what carries to other machines.
 """
 
