@@ -46,7 +46,9 @@ from shipload.view import (
 Device = Literal["auto", "cpu", "cuda"]
 Decode = Literal["auto", "threads", "processes"]
 
-PROCESS_MIN_WORKERS = 4  # ``decode="auto"`` views chips in processes from this many workers
+# ``decode="auto"`` views chips in processes from this many workers. Measured: threads win on
+# 2 cores (processes 0.92x), processes on 16 (1.6-2.3x); the crossover between is not measured.
+PROCESS_MIN_WORKERS = 4
 _CHUNK = 8  # chips per task sent to a decoding process: amortises the round trip
 
 
