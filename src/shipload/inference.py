@@ -3,9 +3,9 @@
 Decoding and viewing run in a pool of workers while the calling thread runs the model.
 Threads on a few cores: OpenCV, NumPy, Pillow and onnxruntime release the GIL in their inner
 loops, so two threads overlap without spawning interpreters or pickling views (on 2 cores
-this gave 1.4x the throughput of a one-process decode pool). Processes on many: the view's
-small-array NumPy work holds the GIL, and on 16 cores threads decoded only 1.1x as fast as
-one process (scripts/gpu_checks.py on an H200 machine). There, with chips viewed in spawned
+this gave 1.4x the throughput of a one-process decode pool). Processes on many: on 16 cores
+threads decoded only 1.1x as fast as one process (scripts/gpu_checks.py on an H200 machine;
+likely the view's small-array NumPy work holding the GIL). There, with chips viewed in spawned
 processes, a chunk of them per task, the CLI predicted 1,500 chips in 4.7-5.0 s against
 7.9-11.0 s with threads (whole commands), so ``shipload predict`` takes processes from
 ``PROCESS_MIN_WORKERS`` workers on (``--decode auto``).
