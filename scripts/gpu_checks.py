@@ -18,7 +18,6 @@ Everything is measured side by side in this one run; ratios are what carries to 
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -26,30 +25,18 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from shipload.batch import run_predict
-from shipload.data.datasets import load_records
+from shipload.data.datasets import ChipDataset, load_records
 from shipload.data.io import read_chip
+from shipload.data.transforms import EvalTransform
 from shipload.export import load_model
+from shipload.runtime import usable_cores
 from shipload.synth import SynthConfig, write_dataset
-from shipload.view import InputSpec, prepare_view, stack_views
+from shipload.view import prepare_view, stack_views
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-class Views(Dataset):  # type: ignore[type-arg]
-    def __init__(self, recs: list, spec: InputSpec) -> None:  # type: ignore[type-arg]
-        self.recs, self.spec = recs, spec
-
-    def __len__(self) -> int:
-        return len(self.recs)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        r = self.recs[i]
-        v = prepare_view(read_chip(r.path), self.spec, r.geometry, r.heading_deg)
-        return (torch.from_numpy(np.ascontiguousarray(v.image.transpose(2, 0, 1))),
-                torch.from_numpy(v.geometry))
 
 
 def p_laden(net: torch.nn.Module, x: torch.Tensor, g: torch.Tensor,
@@ -98,7 +85,7 @@ def main() -> None:
     dev = torch.device(a.device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("no CUDA device: run this on a GPU machine")
-    cores = os.cpu_count() or 1
+    cores = usable_cores()
     m = load_model(a.weights)
     spec = m.spec
     name = torch.cuda.get_device_name(0) if dev.type == "cuda" else "CPU"
@@ -146,12 +133,13 @@ def main() -> None:
                   f"({v / rates['onnxruntime CPU']:.1f}x onnxruntime CPU)")
 
         def e2e_torch() -> float:
-            loader = DataLoader(Views(recs, spec), batch_size=64, num_workers=max(1, cores - 1))
+            loader = DataLoader(ChipDataset(recs, EvalTransform(spec)), batch_size=64,
+                                num_workers=max(1, cores - 1))
             t0 = time.perf_counter()
             with torch.no_grad(), torch.autocast(dev.type, dtype=torch.float16):
-                for xb, gb in loader:
-                    torch.softmax(gpu_net(xb.to(dev, non_blocking=True), gb.to(dev))[0].float(),
-                                  1)
+                for b in loader:
+                    torch.softmax(gpu_net(b["image"].to(dev, non_blocking=True),
+                                          b["geometry"].to(dev))[0].float(), 1)
             sync(dev)
             return len(recs) / (time.perf_counter() - t0)
 

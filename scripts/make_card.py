@@ -326,8 +326,11 @@ def main() -> None:
                     help="text printed by benchmarks/bench_predict.py, pasted verbatim")
     ap.add_argument("--notes", type=Path, default=REPO / "models" / "eval" / "notes.md",
                     help="measured training notes (markdown) to include, if present")
-    ap.add_argument("--gpu", type=Path, default=REPO / "models" / "eval" / "gpu_checks.txt",
-                    help="text printed by scripts/gpu_checks.py, pasted verbatim, if present")
+    ap.add_argument("--gpu", type=Path, nargs="*",
+                    default=[REPO / "models" / "eval" / n
+                             for n in ("gpu_checks.txt", "cli_decode_h200.txt")],
+                    help="measurements on a GPU machine (scripts/gpu_checks.py first), pasted "
+                         "verbatim in order, those present")
     ap.add_argument("--out", type=Path, default=REPO / "models" / "README.md")
     a = ap.parse_args()
     for f in (a.metrics, a.model):
@@ -342,10 +345,7 @@ def main() -> None:
         bench = "```\n" + bench.strip() + "\n```"
     notes = a.notes.read_text() if a.notes.is_file() else ""
     training = training_table(REPO / "models" / "eval" / "training_log.csv")
-    gpu = a.gpu.read_text() if a.gpu.is_file() else ""
-    cli = a.gpu.with_name("cli_decode_h200.txt")
-    if gpu and cli.is_file():  # predict's decoding processes, timed on the same machine
-        gpu += "\nshipload predict, whole commands (" + cli.name + "):\n" + cli.read_text()
+    gpu = "\n".join(f"{f.name}:\n{f.read_text()}" for f in a.gpu if f.is_file())
     a.out.write_text(card(m, read_metadata(a.model), files, bench, notes, training, gpu))
     print(f"wrote {a.out}")
 

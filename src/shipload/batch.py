@@ -17,7 +17,7 @@ from shipload import __version__
 from shipload.contract import GEOMETRY_FIELDS, GEOMETRY_RANGES, ROW_COLUMNS
 from shipload.data.io import IMAGE_EXTENSIONS
 from shipload.errors import DataError, UsageError
-from shipload.inference import Job
+from shipload.inference import Decode, Job
 from shipload.view import GeometryError, parse_geometry
 
 SMALL_RUN = 512  # chips: below this, spawning decoding processes costs more than it saves
@@ -306,7 +306,7 @@ def run_predict(inputs: Sequence[str], output: str | Path, model: str | Path | N
                 shard_spec: str | None = None, tta: bool = False, quiet: bool = False,
                 workers: int | None = None,
                 geometry: dict[str, float | None] | None = None,
-                decode: str = "threads") -> dict[str, Any]:
+                decode: Decode = "threads") -> dict[str, Any]:
     """Predict every input chip and write one row per input.
 
     ``geometry`` holds batch-wide values (the ``--gsd-m`` ... flags); a chip's sidecar JSON and
@@ -344,7 +344,7 @@ def run_predict(inputs: Sequence[str], output: str | Path, model: str | Path | N
         if decode == "auto" and len(todo) < SMALL_RUN:
             decode = "threads"
         for rows in predictor.predict(todo, batch_size=batch_size, tta=tta, workers=workers,
-                                      geometry=defaults, decode=decode):  # type: ignore[arg-type]
+                                      geometry=defaults, decode=decode):
             writer.write(rows)
             for r in rows:
                 counts[r["label"] if r["status"] == "ok" else "error"] += 1
