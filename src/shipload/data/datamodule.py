@@ -119,6 +119,12 @@ class ShiploadDataModule(L.LightningDataModule):
         look_pairs: with ``framing_pairs``, the second cut is the same scene rendered with
             another look (``shipload.data.stream.redraw_look``), so the consistency loss also
             teaches that a call does not depend on the look.
+        stream_cache: with ``stream``, render only the first this many training items, once,
+            into ``cache_dir`` and replay them every epoch in a new order with fresh flips
+            (``shipload.data.cache``): many passes over a fixed set, for a machine whose
+            renderer cannot keep up with its GPU. 0 renders every item fresh.
+        cache_dir: where ``stream_cache`` keeps its rendered items (a folder per
+            configuration; an interrupted fill is never reused, a complete one is).
     """
 
     def __init__(
@@ -148,8 +154,13 @@ class ShiploadDataModule(L.LightningDataModule):
         framing_pairs: bool = False,
         parts: bool = False,
         look_pairs: bool = False,
+        stream_cache: int = 0,
+        cache_dir: str = "runs/cache",
     ) -> None:
         super().__init__()
+        if stream_cache < 0 or (stream_cache > 0 and not stream):
+            raise ValueError("data.stream_cache needs data.stream: true and a count >= 1 "
+                             f"(got {stream_cache}); 0 renders every training item fresh")
         self.save_hyperparameters()
         self.spec = InputSpec(input_height, input_width, resize_policy, across_scale, frame_scale)
         self.splits: dict[str, list[Record]] = {}
@@ -163,6 +174,8 @@ class ShiploadDataModule(L.LightningDataModule):
     def prepare_data(self) -> None:
         """Render the data set when configured to and absent (runs once, on rank 0)."""
         hp = self.hp
+        if hp.stream and hp.stream_cache > 0:
+            self._cached_train().fill(max(1, hp.num_workers))
         if hp.synth_n > 0 and not hp.stream and not Path(hp.data).exists():
             from shipload.synth import write_dataset
 
@@ -193,6 +206,20 @@ class ShiploadDataModule(L.LightningDataModule):
                 Path(log_dir).mkdir(parents=True, exist_ok=True)
                 write_splits(self.splits, Path(log_dir) / "splits.csv")
 
+    def _train_stream_args(self) -> dict[str, Any]:
+        from shipload.data.cache import stream_args
+
+        hp = self.hp
+        return stream_args(self.synth_cfg(), hp.synth_seed, self.spec, augment=hp.augment,
+                           geometry_dropout=hp.geometry_dropout, field_dropout=hp.field_dropout,
+                           heading_prob=hp.heading_prob, framing_pairs=hp.framing_pairs,
+                           parts=hp.parts, look_pairs=hp.look_pairs)
+
+    def _cached_train(self) -> Any:
+        from shipload.data.cache import CachedStream
+
+        return CachedStream(self._train_stream_args(), self.hp.stream_cache, self.hp.cache_dir)
+
     def _stream_loader(self, split: str, train: bool) -> DataLoader[dict[str, Any]]:
         from shipload.data.stream import EpochSampler, RenderedStream
 
@@ -208,11 +235,13 @@ class ShiploadDataModule(L.LightningDataModule):
         cfg = self.synth_cfg()
         # Training and validation (and test) are disjoint streams: other seeds.
         seed = hp.synth_seed + {"train": 0, "val": 1_000_003, "test": 2_000_003}[split]
-        if train:
-            ds = RenderedStream(cfg, seed, self.spec, hp.augment, hp.geometry_dropout,
-                                hp.field_dropout, hp.heading_prob,
-                                framing_pairs=hp.framing_pairs, parts=hp.parts,
-                                look_pairs=hp.look_pairs)
+        ds: Any
+        if train and hp.stream_cache > 0:
+            ds = self._cached_train()
+            ds.fill(max(1, hp.num_workers))  # found complete when prepare_data filled it
+            sampler = EpochSampler(hp.chips_per_epoch)
+        elif train:
+            ds = RenderedStream(**self._train_stream_args())
             sampler = EpochSampler(hp.chips_per_epoch)
         else:  # half the chips with their whole geometry, half with none
             ds = RenderedStream(cfg, seed, self.spec, False, 0.5, 0.0, 0.0, parts=hp.parts)
