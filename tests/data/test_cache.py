@@ -34,7 +34,7 @@ def _same_up_to_flips(got: dict[str, torch.Tensor], ref: dict[str, torch.Tensor]
             img = want
             img = img.flip(2) if h else img
             img = img.flip(1) if v else img
-            if torch.allclose(got[f"image{cut}"], img, atol=1e-6):
+            if torch.allclose(got[f"image{cut}"].float() / 255, img, atol=1e-6):
                 g = flip_geometry(ref[f"geometry{cut}"].numpy(), h, v)
                 return bool(np.allclose(got[f"geometry{cut}"].numpy(), g))
     return False
@@ -55,6 +55,7 @@ def test_cached_items_are_the_streams_items_replayed_with_flips(tmp_path: Path) 
         seen.append(j)
         assert _same_up_to_flips(it, refs[j], "") and _same_up_to_flips(it, refs[j], "2")
         assert it["parts"].shape == refs[j]["parts"].shape
+        assert it["image"].dtype == it["parts"].dtype == torch.uint8  # floats on the device
         assert int(it["label"]) == int(refs[j]["label"])
         assert float(it["freeboard_m"]) == pytest.approx(float(refs[j]["freeboard_m"]))
     assert sorted(seen) == [0, 1, 2, 3]
@@ -93,6 +94,17 @@ def test_rendering_in_processes_gives_the_same_cache(tmp_path: Path) -> None:
     two = fill_cache(args, 4, tmp_path / "b", workers=2, progress=False)
     for k in ("image", "image2", "parts", "geometry", "label"):
         assert np.array_equal(np.load(one / f"{k}.npy"), np.load(two / f"{k}.npy")), k
+
+
+def test_the_data_module_turns_uint8_views_into_floats_after_transfer() -> None:
+    from shipload.data.datamodule import ShiploadDataModule
+
+    b = {"image": torch.full((2, 3, 4, 4), 255, dtype=torch.uint8),
+         "parts": torch.zeros((2, 5, 4, 4), dtype=torch.uint8),
+         "geometry": torch.ones((2, 16)), "label": torch.tensor([0, 1])}
+    out = ShiploadDataModule().on_after_batch_transfer(b, 0)
+    assert out["image"].dtype == torch.float32 and float(out["image"].max()) == 1.0
+    assert out["parts"].dtype == torch.float32 and out["label"].dtype == torch.long
 
 
 def test_a_bad_cache_size_is_refused() -> None:

@@ -8,7 +8,8 @@ in the same time, at the price of fewer distinct scenes.
 
 Item ``index`` of the cached stream is cached item ``perm_p[index % n]`` for pass
 ``p = index // n`` (a seeded permutation per pass), flipped afresh along and/or across the hull
-(the image, its part maps and its geometry together; each cut of a pair on its own). What an
+(the image, its part maps and its geometry together; each cut of a pair on its own); views and
+part maps come as uint8, which the data module turns into floats on the device. What an
 item froze when it was rendered: the chip augmentation, the sensor artefacts, the angle jitter,
 the framing cut, the other look and the geometry dropout.
 
@@ -196,13 +197,15 @@ class CachedStream(Dataset[dict[str, Any]]):
             img = a[f"image{cut}"][j]  # (3, H, W) uint8
             img = img[:, :, ::-1] if h else img  # along the hull: bow and stern swap
             img = img[:, ::-1] if v else img  # across it: the two sides swap
-            out[f"image{cut}"] = torch.from_numpy(img.astype(np.float32) * np.float32(1 / 255))
+            # uint8 stays uint8 until the device (ShiploadDataModule.on_after_batch_transfer):
+            # a quarter of the bytes through the loader's queues and the host-to-GPU copy.
+            out[f"image{cut}"] = torch.from_numpy(np.array(img))  # a copy: the map is read-only
             out[f"geometry{cut}"] = torch.from_numpy(flip_geometry(a[f"geometry{cut}"][j], h, v))
             if not cut and "parts" in a:
                 m = a["parts"][j]  # (P, H, W) uint8
                 m = m[:, :, ::-1] if h else m
                 m = m[:, ::-1] if v else m
-                out["parts"] = torch.from_numpy(m.astype(np.float32) * np.float32(1 / 255))
+                out["parts"] = torch.from_numpy(np.array(m))
         for key in a:
             if key not in out and not key.startswith(("image", "geometry", "parts")):
                 out[key] = torch.from_numpy(np.array(a[key][j]))

@@ -278,6 +278,16 @@ class ShiploadDataModule(L.LightningDataModule):
             pin_memory=torch.cuda.is_available(),
         )
 
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """uint8 views and part maps (the cached stream's) become float32 in [0, 1], on the
+        device: the loader moves a quarter of the bytes."""
+        if isinstance(batch, dict):
+            for k in ("image", "image2", "parts"):
+                v = batch.get(k)
+                if isinstance(v, torch.Tensor) and v.dtype == torch.uint8:
+                    batch[k] = v.float().div_(255)
+        return batch
+
     def train_dataloader(self) -> DataLoader[dict[str, Any]]:
         """Augmented, shuffled training chips."""
         return self._loader("train", True)
