@@ -117,14 +117,26 @@ def test_a_bad_cache_size_is_refused() -> None:
 
 
 def test_smoke_fit_trains_on_the_cached_stream(tmp_path: Path) -> None:
-    from shipload.training import cli_main
+    """A fit that fills the cache, then trains with forked loader workers on it.
+
+    In a child process with a time limit: were the cache rendered in the fit's own process,
+    OpenCV's thread pool there would deadlock the DataLoader workers forked after it (it did).
+    """
+    import subprocess
+    import sys
+
     from tests.model.test_task import smoke_args
 
-    cli = cli_main(smoke_args(tmp_path, "--trainer.max_epochs=2", "--data.stream_cache=24",
-                              f"--data.cache_dir={tmp_path / 'cache'}"))
+    args = smoke_args(tmp_path, "--trainer.max_epochs=2", "--data.stream_cache=24",
+                      "--data.num_workers=2", f"--data.cache_dir={tmp_path / 'cache'}")
+    code = ("import sys; from shipload.training import cli_main; "
+            "c = cli_main(sys.argv[1:]); print('steps', c.trainer.global_step)")
+    r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                       timeout=600, cwd=Path(__file__).resolve().parents[2])
+    assert r.returncode == 0, r.stderr[-3000:]
     caches = list((tmp_path / "cache").glob("stream-*"))
     assert len(caches) == 1 and (caches[0] / "done").is_file()
     assert np.load(caches[0] / "image.npy", mmap_mode="r").shape[0] == 24
     # Two epochs of 64 items from 24 cached ones: 4 steps of 16 each epoch.
-    assert cli.trainer.global_step == 8
+    assert "steps 8" in r.stdout
     assert (tmp_path / "ckpt" / "last.ckpt").is_file()

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import json
 import multiprocessing as mp
 import os
@@ -92,8 +93,8 @@ def fill_cache(args: dict[str, Any], n: int, root: str | Path, workers: int = 1,
         args: the stream's constructor arguments (``stream_args``).
         n: items to render.
         root: folder that holds caches; each is a subfolder named by ``cache_key``.
-        workers: rendering processes (spawned: forking a process that holds OpenCV's pool can
-            deadlock).
+        workers: rendering processes (spawned, at least one: forking a process that holds
+            OpenCV's pool can deadlock).
         progress: print a line every tenth of the way.
 
     Returns:
@@ -111,26 +112,19 @@ def fill_cache(args: dict[str, Any], n: int, root: str | Path, workers: int = 1,
     tmp = root / f".{final.name}.{os.getpid()}.partial"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    first = _as_arrays(RenderedStream(**args)[0])
-    arrays = {k: np.lib.format.open_memmap(tmp / f"{k}.npy", "w+", v.dtype, (n, *v.shape))
-              for k, v in first.items()}
+    # Always in spawned processes, even one: rendering here would start OpenCV's thread pool in
+    # this process, and the DataLoader workers it forks next would deadlock in it.
     step = max(1, n // 10)
-    if workers <= 1:
-        _init_worker(args)
-        results: Any = map(_render, range(n))
-        pool = None
-    else:
-        pool = mp.get_context("spawn").Pool(workers, _init_worker, (args,))
+    with mp.get_context("spawn").Pool(max(1, workers), _init_worker, (args,)) as pool:
         results = pool.imap(_render, range(n), chunksize=8)
-    try:
-        for i, it in enumerate(results):
+        first = next(results)
+        arrays = {k: np.lib.format.open_memmap(tmp / f"{k}.npy", "w+", v.dtype, (n, *v.shape))
+                  for k, v in first.items()}
+        for i, it in enumerate(itertools.chain([first], results)):
             for k, a in arrays.items():
                 a[i] = it[k]
             if progress and (i + 1) % step == 0:
                 print(f"stream cache: {i + 1}/{n} items rendered", flush=True)
-    finally:
-        if pool is not None:
-            pool.terminate()
     for a in arrays.values():
         a.flush()
     (tmp / "meta.json").write_text(json.dumps(
