@@ -221,20 +221,17 @@ def _histogram_36(a: np.ndarray, w: np.ndarray) -> np.ndarray:
     return np.bincount(idx, weights=w.ravel(), minlength=36).astype(w.dtype)
 
 
-def hull_axis_deg(img: np.ndarray, fg: np.ndarray | None = None) -> float:
+def hull_axis_deg(img: np.ndarray) -> float:
     """Estimate the hull axis, in degrees from +x toward +y (image coordinates), mod 180.
 
     A gradient structure tensor over a centred window proposes the axis; so do the strongest
-    modes of the orientation histogram, and the long axis of the blob that stands out from the
-    water at the centre (``_blob_axis``: the hull's shape, whatever its paint). A straight line
-    near the hull (a quay, a jetty, a ship alongside) makes a mode too, and so do bands of paint
-    across a hull, but only the hull's sides are long straight edges through the centre: each
-    candidate is scored by how much edge lies along it, coherently, in a band through the
-    centre (``_coherent_edges``), and the winner is refined by the tensor inside its band.
+    modes of the orientation histogram. A straight line near the hull (a quay, a jetty, a ship
+    alongside) makes a mode too, but only the ship passes through the chip's centre: each
+    candidate is scored by the edge energy along it within a narrow band through the centre,
+    and the winner is refined by the tensor inside its band.
 
     Args:
         img: (S, S, 3) float chip with the ship near the centre.
-        fg: the chip's foreground (``foreground_map``), when the caller has it already.
 
     Returns:
         Angle in (-90, 90].
@@ -255,12 +252,17 @@ def hull_axis_deg(img: np.ndarray, fg: np.ndarray | None = None) -> float:
     hist = hist + 0.5 * (np.roll(hist, 1) + np.roll(hist, -1))
     for b in np.argsort(hist)[::-1][:4]:
         cands.append(((b + 0.5) * 5.0 + 90.0) % 180.0 - 90.0)
-    blob = _blob_axis(foreground_map(img) if fg is None else fg)
-    if blob is not None:
-        cands.append(blob)
     if all(abs((a - cands[0] + 90.0) % 180.0 - 90.0) < 10.0 for a in cands[1:]):
         return cands[0]  # every mode agrees with the tensor: whichever wins, the tensor's is kept
-    scores = [_coherent_edges(gx, gy, a) for a in cands]
+    gxf, gyf, magf = gx.ravel(), gy.ravel(), mag.ravel()
+    scores = []
+    for i, a in enumerate(cands):
+        t = math.radians(a)
+        # The tensor's angle is new each chip; a mode's is one of 36, its band cached.
+        idx = _line_band(s, a) if i else _line_band.__wrapped__(s, a)
+        # Edge energy along the line: mag * cos^2 of the gradient against the line's normal.
+        across = gyf[idx] * math.cos(t) - gxf[idx] * math.sin(t)
+        scores.append(float((across * across / magf[idx]).sum()))
     best = cands[int(np.argmax(scores))]
     if abs((best - cands[0] + 90.0) % 180.0 - 90.0) < 10.0 or scores[0] >= 0.9 * max(scores):
         return cands[0]  # the tensor agrees (or nearly wins): its estimate is the finer one
@@ -274,67 +276,6 @@ def hull_axis_deg(img: np.ndarray, fg: np.ndarray | None = None) -> float:
     return refined if d < 6.0 else best
 
 
-def _coherent_edges(gx: np.ndarray, gy: np.ndarray, angle: float) -> float:
-    """How much straight edge runs along ``angle`` through the centre of an (s, s) image.
-
-    Within a band 0.2 s wide and 0.9 s long around the line, the gradient across the line is
-    summed along it (weighted toward the centre), per 1-pixel offset from it: the sides of a
-    hull lying on the line add up over its whole length, while edges that cross the line (bands
-    of paint across the hull, a deck's pattern, waves) add up only over their own short lengths
-    and cancel in sign. The score is the energy of that profile. (Unsigned edge energy, the
-    score this replaced, let a hull painted in cross bands vote for the axis across it.)
-    """
-    s = gx.shape[0]
-    yy, xx = _centred_grid(s)
-    t = math.radians(angle)
-    c, n = math.cos(t), math.sin(t)
-    d = yy * c - xx * n  # (s, s) signed distance from the line
-    along = xx * c + yy * n
-    m = (np.abs(d) < 0.1 * s) & (np.abs(along) < 0.45 * s)
-    # Weighted toward the centre along the line (the axis window's spread): the hull lies there,
-    # while a quay or a jetty runs on to the chip's edges.
-    across = (gy[m] * c - gx[m] * n) * np.exp(-0.5 * (along[m] / (0.2 * s)) ** 2)
-    prof = np.bincount(np.round(d[m] + 0.1 * s).astype(np.intp), weights=across)
-    return float(prof @ prof)
-
-
-def foreground_map(img: np.ndarray) -> np.ndarray:
-    """(F, F) uint8: where a square chip stands out from the water, at ``_FG_SIDE`` pixels.
-
-    Computed once per view and shared by the axis estimate and the ship search (``_foreground``
-    of the chip shrunk to F; the ship search turns it onto the hull's axis).
-    """
-    f = _FG_SIDE
-    return _foreground(cv2.resize(img, (f, f), interpolation=cv2.INTER_AREA))
-
-
-def _blob_axis(fg: np.ndarray) -> float | None:
-    """The long axis of the blob at the centre of a foreground map, or None.
-
-    The blob covering most of a disc at the centre of ``fg`` (``foreground_map``) is the ship
-    and its shadow, and its second moments give its long axis, in degrees from +x toward +y.
-    None when no blob is found or it is round. A candidate only: a blob joined to a quay or a
-    wake points wrong, and the edges decide (``hull_axis_deg``).
-    """
-    f = fg.shape[0]
-    n, lab, _, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
-    if n < 2:
-        return None
-    yy, xx = _centred_grid(f)
-    disc = (xx * xx + yy * yy) < (0.12 * f) ** 2
-    hits = np.bincount(lab[disc], minlength=n)
-    hits[0] = 0
-    best = int(np.argmax(hits))
-    if hits[best] < 0.05 * disc.sum():
-        return None
-    m = cv2.moments((lab == best).astype(np.uint8), binaryImage=True)
-    a, b, c = m["mu20"], m["mu02"], m["mu11"]
-    half_tr, root = (a + b) / 2, math.sqrt(((a - b) / 2) ** 2 + c * c)
-    if root <= 1e-9 * half_tr:  # round: no long axis
-        return None
-    return 0.5 * math.degrees(math.atan2(2 * c, a - b))
-
-
 @functools.lru_cache(maxsize=8)
 def _axis_window(s: int) -> tuple[np.ndarray, np.ndarray]:
     """The axis estimate's centred Gaussian window, (s,) and (s, s): the ship, not neighbours."""
@@ -343,6 +284,22 @@ def _axis_window(s: int) -> tuple[np.ndarray, np.ndarray]:
     win = win1[:, None] * win1[None, :]
     win1.flags.writeable = win.flags.writeable = False
     return win1, win
+
+
+@functools.lru_cache(maxsize=160)
+def _line_band(s: int, angle: float) -> np.ndarray:
+    """Flat indices of an (s, s) image's pixels near the line through its centre at ``angle``.
+
+    Within 0.07 s of the line and 0.45 s of the centre along it: the hull, if the line is its
+    axis. Cached: the orientation histogram's modes come from 36 angles.
+    """
+    yy, xx = _centred_grid(s)
+    t = math.radians(angle)
+    dist = np.abs(-xx * math.sin(t) + yy * math.cos(t))  # distance from the line
+    along = np.abs(xx * math.cos(t) + yy * math.sin(t))
+    idx = np.flatnonzero(((dist < 0.07 * s) & (along < 0.45 * s)).ravel())
+    idx.flags.writeable = False
+    return idx
 
 
 def _square(img: np.ndarray, fill: np.ndarray) -> np.ndarray:
@@ -405,7 +362,6 @@ def prepare_view(img: np.ndarray, spec: InputSpec, geometry: Mapping[str, float]
     side = max(img.shape[:2])
     if spec.policy != "hull_aligned":
         return View(_resize(img, spec), encode_geometry(geo, 0.0, side, spec), 0.0, "none")
-    fg: np.ndarray | None = None  # the foreground map, shared by the axis and the ship search
     fill = border_colour(img)
     sq = _square(img, fill)
     # Work at across_scale x the output width, so that the finer sampling across the hull
@@ -417,11 +373,10 @@ def prepare_view(img: np.ndarray, spec: InputSpec, geometry: Mapping[str, float]
         angle, source = axis_from_heading(heading_deg), "heading"
     else:
         est = big if big_side <= 192 else cv2.resize(big, (160, 160), interpolation=cv2.INTER_AREA)
-        fg = foreground_map(est)
-        angle, source = hull_axis_deg(est, fg), "image"
+        angle, source = hull_axis_deg(est), "image"
     angle += angle_jitter_deg
     fill_t = tuple(float(v) for v in fill)
-    window = _window(big, angle, spec, sq.shape[0], fg)
+    window = _window(big, angle, spec, sq.shape[0])
     if window is None:
         band = _band(big, spec, angle, fill_t)
         return View(band, encode_geometry(geo, angle, side, spec), angle, source)
@@ -435,31 +390,27 @@ _FG_SIDE = 80  # the side the ship is looked for at (a 320 view's 4x4 blocks)
 _FG_SPAN = 61  # the side of the median window that estimates the water (> 2 (beam + shadow))
 
 
-def _foreground(img: np.ndarray) -> np.ndarray:
-    """(F, F) uint8: 1 where a pixel of ``img`` (F, F, 3) stands out from the water around it.
+def _foreground(rot: np.ndarray) -> np.ndarray:
+    """(F, F) uint8: 1 where a pixel of ``rot`` stands out from the water around it.
 
-    The water under each pixel is the median of a window ``_FG_SPAN`` pixels wide, more than
-    twice a beam and its shadow, so it skips the hull; uneven water, cloud shadows and haze
-    gradients, which a single water colour would take for the ship, cancel. The bar is the
-    image's own spread (median and MAD), so noise sets it, not a constant. Closed by 3x3, so
-    that a hull broken by its own deck pattern is one blob.
+    ``rot`` (F, F, 3) has the hull along +x. The water under each pixel is the median of a window
+    ``_FG_SPAN`` pixels wide, more than twice a beam and its shadow, so it skips the hull; uneven
+    water, cloud shadows and haze gradients, which a single water colour would take for the
+    ship, cancel. The bar is the image's own spread (median and MAD), so noise sets it, not a
+    constant.
     """
     # OpenCV's median of a large window is fast on 8 bits only (a running histogram).
-    water = cv2.medianBlur(np.round(img * 255).astype(np.uint8), _FG_SPAN) * np.float32(1 / 255)
-    d = np.abs(img - water)  # (F, F, 3); the band max below is numpy's max(axis=2), faster
+    water = cv2.medianBlur(np.round(rot * 255).astype(np.uint8), _FG_SPAN) * np.float32(1 / 255)
+    d = np.abs(rot - water)  # (F, F, 3); the band max below is numpy's max(axis=2), faster
     diff = cv2.GaussianBlur(np.maximum(np.maximum(d[..., 0], d[..., 1]), d[..., 2]), (0, 0), 0.8)
     med = float(np.median(diff))
     thr = max(0.03, med + 5.0 * 1.4826 * float(np.median(np.abs(diff - med))))
     fg = (diff > thr).astype(np.uint8)
-    return cv2.morphologyEx(fg, cv2.MORPH_CLOSE, _ROUND_CLOSE)
+    # Closed along the hull more than across: a hull broken by its own deck pattern is one.
+    return cv2.morphologyEx(fg, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (7, 3)))
 
 
-_ROUND_CLOSE = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3))
-_ALONG_CLOSE = cv2.getStructuringElement(cv2.MORPH_RECT, (7, 3))  # (x, y): along the hull
-
-
-def hull_extent(big: np.ndarray, angle: float,
-                fg: np.ndarray | None = None) -> tuple[float, float, float] | None:
+def hull_extent(big: np.ndarray, angle: float) -> tuple[float, float, float] | None:
     """Find the ship through the chip's centre: its centre and its length along ``angle``.
 
     Pixels that stand out from the water around them are the foreground (``_foreground``);
@@ -474,22 +425,17 @@ def hull_extent(big: np.ndarray, angle: float,
     Args:
         big: (S, S, 3) float32 square chip.
         angle: hull axis, degrees from +x toward +y.
-        fg: ``big``'s foreground map (``foreground_map``), when the caller has it already.
 
     Returns:
         (centre x, centre y, length) in ``big``'s pixels, or None when no blob is found.
     """
     s, f = big.shape[0], _FG_SIDE
-    if fg is None:
-        fg = foreground_map(big)
+    small = cv2.resize(big, (f, f), interpolation=cv2.INTER_AREA)  # (F, F, 3)
     c = (f - 1) / 2
     m = cv2.getRotationMatrix2D((c, c), angle, 1.0)  # hull axis onto +x
-    # The map turned with the hull onto +x, then closed along the hull more than across: a
-    # hull broken by its own deck pattern is one.
-    rot = cv2.warpAffine(fg, m, (f, f), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
-                         borderValue=0)
-    rot = cv2.morphologyEx(rot, cv2.MORPH_CLOSE, _ALONG_CLOSE)
-    n, lab, _, _ = cv2.connectedComponentsWithStats(rot, connectivity=8)
+    fg = _foreground(cv2.warpAffine(small, m, (f, f), flags=cv2.INTER_LINEAR,
+                                    borderMode=cv2.BORDER_REFLECT))
+    n, lab, _, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
     if n < 2:
         return None
     yy, xx = _centred_grid(f)
@@ -518,8 +464,8 @@ def hull_extent(big: np.ndarray, angle: float,
 _MIN_WINDOW, _MIN_LENGTH = 0.6, 0.45
 
 
-def _window(big: np.ndarray, angle: float, spec: InputSpec, sq_side: int,
-            fg: np.ndarray | None = None) -> tuple[float, float, float] | None:
+def _window(big: np.ndarray, angle: float, spec: InputSpec,
+            sq_side: int) -> tuple[float, float, float] | None:
     """The square (centre x, centre y, side in the squared chip's pixels) the view is cut from.
 
     ``spec.frame_scale`` hull lengths, centred on the ship; None for the whole chip (no
@@ -527,7 +473,7 @@ def _window(big: np.ndarray, angle: float, spec: InputSpec, sq_side: int,
     """
     if spec.frame_scale <= 0:
         return None
-    ext = hull_extent(big, angle, fg)
+    ext = hull_extent(big, angle)
     s = big.shape[0]
     if ext is None or ext[2] < _MIN_LENGTH * s:
         return None
