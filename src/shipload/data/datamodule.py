@@ -279,8 +279,10 @@ class ShiploadDataModule(L.LightningDataModule):
         )
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """uint8 views and part maps (the cached stream's) become float32 in [0, 1], on the
-        device: the loader moves a quarter of the bytes."""
+        """uint8 views and part maps (the cached stream's) become float32 in [0, 1].
+
+        On the device: the loader's queues and the copy move a quarter of the bytes.
+        """
         if isinstance(batch, dict):
             for k in ("image", "image2", "parts"):
                 v = batch.get(k)
