@@ -36,8 +36,9 @@ import torch
 from torch.utils.data import Dataset
 
 from shipload.data.stream import RenderedStream
+from shipload.data.transforms import random_flips
 from shipload.synth.params import SynthConfig
-from shipload.view import InputSpec, flip_geometry
+from shipload.view import InputSpec, View
 
 CACHE_VERSION = 1
 # Stored as uint8 (x 255): the views and part maps are in [0, 1]; everything else as it comes.
@@ -187,19 +188,17 @@ class CachedStream(Dataset[dict[str, Any]]):
         for cut in ("", "2"):  # each cut of a pair flipped on its own
             if f"image{cut}" not in a:
                 continue
-            h, v = bool(rng.random() < 0.5), bool(rng.random() < 0.5)
-            img = a[f"image{cut}"][j]  # (3, H, W) uint8
-            img = img[:, :, ::-1] if h else img  # along the hull: bow and stern swap
-            img = img[:, ::-1] if v else img  # across it: the two sides swap
+            parts = a["parts"][j] if not cut and "parts" in a else None  # (P, H, W) uint8
+            # The stream's own flips (image, part maps and geometry together), on (H, W, C).
+            maps = None if parts is None else parts.transpose(1, 2, 0)
+            v = random_flips(View(a[f"image{cut}"][j].transpose(1, 2, 0),
+                                  a[f"geometry{cut}"][j], 0.0, "cached", maps), rng)
             # uint8 stays uint8 until the device (ShiploadDataModule.on_after_batch_transfer):
             # a quarter of the bytes through the loader's queues and the host-to-GPU copy.
-            out[f"image{cut}"] = torch.from_numpy(np.array(img))  # a copy: the map is read-only
-            out[f"geometry{cut}"] = torch.from_numpy(flip_geometry(a[f"geometry{cut}"][j], h, v))
-            if not cut and "parts" in a:
-                m = a["parts"][j]  # (P, H, W) uint8
-                m = m[:, :, ::-1] if h else m
-                m = m[:, ::-1] if v else m
-                out["parts"] = torch.from_numpy(np.array(m))
+            out[f"image{cut}"] = torch.from_numpy(np.ascontiguousarray(v.image.transpose(2, 0, 1)))
+            out[f"geometry{cut}"] = torch.from_numpy(v.geometry)
+            if v.maps is not None:
+                out["parts"] = torch.from_numpy(np.ascontiguousarray(v.maps.transpose(2, 0, 1)))
         for key in a:
             if key not in out and not key.startswith(("image", "geometry", "parts")):
                 out[key] = torch.from_numpy(np.array(a[key][j]))
