@@ -17,6 +17,11 @@ Policy = Literal["hull_aligned", "letterbox", "stretch"]
 DEFAULT_HEIGHT = 120
 DEFAULT_WIDTH = 160
 DEFAULT_ACROSS_SCALE = 2.0
+# The hull-aligned view's estimates of the ship's axis and extent (``InputSpec.view_version``).
+VIEW_VERSIONS = (1, 2)
+# The keys that carry an InputSpec in checkpoint hyper-parameters and ONNX metadata.
+SPEC_KEYS = ("input_height", "input_width", "resize_policy", "across_scale", "frame_scale",
+             "view_version")
 
 # The geometry contract (same names and conventions as the renderer's labels). Azimuths are in
 # degrees clockwise from the chip's up; the sun's points from the ship toward the sun, the
@@ -49,6 +54,10 @@ class InputSpec:
             hull than along it.
         frame_scale: for ``hull_aligned``, cut the view around the ship found in the chip, a
             square this many times its estimated length (0: the whole chip, as cut).
+        view_version: for ``hull_aligned``, which estimate of the hull's axis and extent cuts
+            the view (``shipload.view``): 1, the one every model up to stage 13 was trained
+            on; 2, the coherent-edge axis and the run-through-the-centre length. A model is
+            used with the version it was trained on: models that record none are version 1.
     """
 
     height: int = DEFAULT_HEIGHT
@@ -56,6 +65,7 @@ class InputSpec:
     policy: Policy = "hull_aligned"
     across_scale: float = DEFAULT_ACROSS_SCALE
     frame_scale: float = 0.0
+    view_version: int = 1
 
     def __post_init__(self) -> None:
         if not (16 <= self.height <= 1024 and 16 <= self.width <= 1024):
@@ -66,6 +76,9 @@ class InputSpec:
             raise ValueError("across_scale must lie in 1..4")
         if self.frame_scale != 0 and not 1.0 <= self.frame_scale <= 3.0:
             raise ValueError("frame_scale must be 0 (the whole chip) or lie in 1..3")
+        if self.view_version not in VIEW_VERSIONS:
+            raise ValueError(f"view_version must be one of {VIEW_VERSIONS}, not "
+                             f"{self.view_version!r}; a newer shipload may read this model")
 
     @classmethod
     def from_mapping(cls, d: Mapping[str, Any]) -> InputSpec:
@@ -74,13 +87,15 @@ class InputSpec:
                    int(d.get("input_width", DEFAULT_WIDTH)),
                    d.get("resize_policy", "hull_aligned"),
                    float(d.get("across_scale", DEFAULT_ACROSS_SCALE)),
-                   float(d.get("frame_scale", 0.0)))
+                   float(d.get("frame_scale", 0.0)),
+                   int(d.get("view_version", 1)))
 
 
 def describe(spec: InputSpec) -> dict[str, Any]:
     """A JSON-able description of the input policy for checkpoints and ONNX metadata."""
     return {"height": spec.height, "width": spec.width, "policy": spec.policy,
             "across_scale": spec.across_scale, "frame_scale": spec.frame_scale,
+            "view_version": spec.view_version,
             "geometry_dim": GEO_DIM,
             "geometry_fields": list(GEOMETRY_FIELDS),
             "reader": "shipload.io.chips.read_chip v1 (8-bit /255; >8-bit p0.5-p99.5 stretch, "

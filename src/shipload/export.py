@@ -143,6 +143,7 @@ def build_metadata(m: LoadedModel, provenance: dict[str, str],
         "resize_policy": m.spec.policy,
         "across_scale": f"{m.spec.across_scale:g}",
         "frame_scale": f"{m.spec.frame_scale:g}",
+        "view_version": str(m.spec.view_version),
         "input": json.dumps(describe(m.spec)),
         "input_range": "image: float32 RGB in [0, 1], NCHW, normalisation inside the graph; "
                        f"geometry: float32 (B, {GEO_DIM}) from shipload.view.encode_geometry",

@@ -9,6 +9,7 @@ import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
+from shipload.contract import SPEC_KEYS
 from shipload.data.datamodule import ShiploadDataModule
 from shipload.model.task import ShiploadTask
 
@@ -45,7 +46,7 @@ class ShiploadCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser: Any) -> None:
         """Link the model's input geometry to the data module, so they cannot disagree."""
-        for k in ("input_height", "input_width", "resize_policy", "across_scale", "frame_scale"):
+        for k in SPEC_KEYS:
             parser.link_arguments(f"model.{k}", f"data.{k}")
 
 

@@ -221,17 +221,24 @@ def _histogram_36(a: np.ndarray, w: np.ndarray) -> np.ndarray:
     return np.bincount(idx, weights=w.ravel(), minlength=36).astype(w.dtype)
 
 
-def hull_axis_deg(img: np.ndarray) -> float:
+def hull_axis_deg(img: np.ndarray, version: int = 1, fg: np.ndarray | None = None) -> float:
     """Estimate the hull axis, in degrees from +x toward +y (image coordinates), mod 180.
 
     A gradient structure tensor over a centred window proposes the axis; so do the strongest
     modes of the orientation histogram. A straight line near the hull (a quay, a jetty, a ship
     alongside) makes a mode too, but only the ship passes through the chip's centre: each
-    candidate is scored by the edge energy along it within a narrow band through the centre,
-    and the winner is refined by the tensor inside its band.
+    candidate is scored by the edge along it within a narrow band through the centre, and the
+    winner is refined by the tensor inside its band.
+
+    Version 1 scores unsigned edge energy, which bands of paint across a hull (many short
+    edges) can win. Version 2 adds the long axis of the blob that stands out from the water at
+    the centre (``_blob_axis``: the hull's shape, whatever its paint) as a candidate and scores
+    *coherent* edge (``_coherent_edges``): a hull's two long sides add up, cross bands cancel.
 
     Args:
         img: (S, S, 3) float chip with the ship near the centre.
+        version: the estimate (``InputSpec.view_version``).
+        fg: version 2: the chip's foreground map (``foreground_map``), when the caller has it.
 
     Returns:
         Angle in (-90, 90].
@@ -252,17 +259,24 @@ def hull_axis_deg(img: np.ndarray) -> float:
     hist = hist + 0.5 * (np.roll(hist, 1) + np.roll(hist, -1))
     for b in np.argsort(hist)[::-1][:4]:
         cands.append(((b + 0.5) * 5.0 + 90.0) % 180.0 - 90.0)
+    if version >= 2:
+        blob = _blob_axis(foreground_map(img) if fg is None else fg)
+        if blob is not None:
+            cands.append(blob)
     if all(abs((a - cands[0] + 90.0) % 180.0 - 90.0) < 10.0 for a in cands[1:]):
         return cands[0]  # every mode agrees with the tensor: whichever wins, the tensor's is kept
-    gxf, gyf, magf = gx.ravel(), gy.ravel(), mag.ravel()
-    scores = []
-    for i, a in enumerate(cands):
-        t = math.radians(a)
-        # The tensor's angle is new each chip; a mode's is one of 36, its band cached.
-        idx = _line_band(s, a) if i else _line_band.__wrapped__(s, a)
-        # Edge energy along the line: mag * cos^2 of the gradient against the line's normal.
-        across = gyf[idx] * math.cos(t) - gxf[idx] * math.sin(t)
-        scores.append(float((across * across / magf[idx]).sum()))
+    if version >= 2:
+        scores = [_coherent_edges(gx, gy, a) for a in cands]
+    else:
+        gxf, gyf, magf = gx.ravel(), gy.ravel(), mag.ravel()
+        scores = []
+        for i, a in enumerate(cands):
+            t = math.radians(a)
+            # The tensor's angle is new each chip; a mode's is one of 36, its band cached.
+            idx = _line_band(s, a) if i else _line_band.__wrapped__(s, a)
+            # Edge energy along the line: mag * cos^2 of the gradient against the line's normal.
+            across = gyf[idx] * math.cos(t) - gxf[idx] * math.sin(t)
+            scores.append(float((across * across / magf[idx]).sum()))
     best = cands[int(np.argmax(scores))]
     if abs((best - cands[0] + 90.0) % 180.0 - 90.0) < 10.0 or scores[0] >= 0.9 * max(scores):
         return cands[0]  # the tensor agrees (or nearly wins): its estimate is the finer one
@@ -274,6 +288,78 @@ def hull_axis_deg(img: np.ndarray) -> float:
     refined = _orientation_tensor(gx, gy, soft / mag)
     d = abs((refined - best + 90.0) % 180.0 - 90.0)
     return refined if d < 6.0 else best
+
+
+def _coherent_edges(gx: np.ndarray, gy: np.ndarray, angle: float) -> float:
+    """How much straight edge runs along ``angle`` through the centre of an (s, s) image.
+
+    Within a band 0.2 s wide and 0.9 s long around the line, the gradient across the line is
+    summed along it (weighted toward the centre), per 1-pixel offset from it: the sides of a
+    hull lying on the line add up over its whole length, while edges that cross the line (bands
+    of paint across the hull, a deck's pattern, waves) add up only over their own short lengths
+    and cancel in sign. The score is the energy of that profile.
+    """
+    s = gx.shape[0]
+    yy, xx = _centred_grid(s)
+    t = math.radians(angle)
+    c, n = math.cos(t), math.sin(t)
+    d = yy * c - xx * n  # (s, s) signed distance from the line
+    along = xx * c + yy * n
+    m = (np.abs(d) < 0.1 * s) & (np.abs(along) < 0.45 * s)
+    # Weighted toward the centre along the line (the axis window's spread): the hull lies there,
+    # while a quay or a jetty runs on to the chip's edges.
+    across = (gy[m] * c - gx[m] * n) * np.exp(-0.5 * (along[m] / (0.2 * s)) ** 2)
+    prof = np.bincount(np.round(d[m] + 0.1 * s).astype(np.intp), weights=across)
+    return float(prof @ prof)
+
+
+def foreground_map(img: np.ndarray) -> np.ndarray:
+    """(F, F) uint8: where a square chip stands out from the water, at ``_FG_SIDE`` pixels.
+
+    Version 2's: computed once per view and shared by the axis estimate and the ship search
+    (which turns it onto the hull's axis), closed by 3x3 so that a hull broken by its own
+    deck pattern is one blob whatever its direction.
+    """
+    f = _FG_SIDE
+    return _foreground(cv2.resize(img, (f, f), interpolation=cv2.INTER_AREA), _ROUND_CLOSE)
+
+
+def _centre_blob(fg: np.ndarray) -> np.ndarray | None:
+    """(F, F) bool: the blob of ``fg`` covering most of a disc at its centre, or None.
+
+    The ship and its shadow, when the chip is cut around a ship; None when the disc holds
+    little foreground.
+    """
+    f = fg.shape[0]
+    n, lab, _, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
+    if n < 2:
+        return None
+    yy, xx = _centred_grid(f)
+    disc = (xx * xx + yy * yy) < (0.12 * f) ** 2
+    hits = np.bincount(lab[disc], minlength=n)
+    hits[0] = 0
+    best = int(np.argmax(hits))
+    if hits[best] < 0.05 * disc.sum():
+        return None
+    return lab == best
+
+
+def _blob_axis(fg: np.ndarray) -> float | None:
+    """The long axis of the blob at the centre of a foreground map, or None.
+
+    Its second moments give the long axis, in degrees from +x toward +y; None when no blob is
+    found or it is round. A candidate only: a blob joined to a quay or a wake points wrong, and
+    the edges decide (``hull_axis_deg``).
+    """
+    blob = _centre_blob(fg)
+    if blob is None:
+        return None
+    m = cv2.moments(blob.astype(np.uint8), binaryImage=True)
+    a, b, c = m["mu20"], m["mu02"], m["mu11"]
+    half_tr, root = (a + b) / 2, math.sqrt(((a - b) / 2) ** 2 + c * c)
+    if root <= 1e-9 * half_tr:  # round: no long axis
+        return None
+    return 0.5 * math.degrees(math.atan2(2 * c, a - b))
 
 
 @functools.lru_cache(maxsize=8)
@@ -369,14 +455,18 @@ def prepare_view(img: np.ndarray, spec: InputSpec, geometry: Mapping[str, float]
     big_side = int(round(spec.width * spec.across_scale))
     interp = cv2.INTER_AREA if sq.shape[0] > big_side else cv2.INTER_LINEAR
     big = cv2.resize(sq, (big_side, big_side), interpolation=interp)
+    v = spec.view_version
+    fg: np.ndarray | None = None  # version 2: the foreground map, shared by axis and extent
     if heading_deg is not None:
         angle, source = axis_from_heading(heading_deg), "heading"
     else:
         est = big if big_side <= 192 else cv2.resize(big, (160, 160), interpolation=cv2.INTER_AREA)
-        angle, source = hull_axis_deg(est), "image"
+        if v >= 2:
+            fg = foreground_map(est)
+        angle, source = hull_axis_deg(est, v, fg), "image"
     angle += angle_jitter_deg
     fill_t = tuple(float(v) for v in fill)
-    window = _window(big, angle, spec, sq.shape[0])
+    window = _window(big, angle, spec, sq.shape[0], fg)
     if window is None:
         band = _band(big, spec, angle, fill_t)
         return View(band, encode_geometry(geo, angle, side, spec), angle, source)
@@ -390,14 +480,20 @@ _FG_SIDE = 80  # the side the ship is looked for at (a 320 view's 4x4 blocks)
 _FG_SPAN = 61  # the side of the median window that estimates the water (> 2 (beam + shadow))
 
 
-def _foreground(rot: np.ndarray) -> np.ndarray:
+_ROUND_CLOSE = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3))
+_ALONG_CLOSE = cv2.getStructuringElement(cv2.MORPH_RECT, (7, 3))  # (x, y): along the hull
+
+
+def _foreground(rot: np.ndarray, close: np.ndarray = _ALONG_CLOSE) -> np.ndarray:
     """(F, F) uint8: 1 where a pixel of ``rot`` stands out from the water around it.
 
-    ``rot`` (F, F, 3) has the hull along +x. The water under each pixel is the median of a window
-    ``_FG_SPAN`` pixels wide, more than twice a beam and its shadow, so it skips the hull; uneven
-    water, cloud shadows and haze gradients, which a single water colour would take for the
-    ship, cancel. The bar is the image's own spread (median and MAD), so noise sets it, not a
-    constant.
+    ``rot`` (F, F, 3) has the hull along +x (version 1; version 2 turns the map instead). The
+    water under each pixel is the median of a window ``_FG_SPAN`` pixels wide, more than twice
+    a beam and its shadow, so it skips the hull; uneven water, cloud shadows and haze
+    gradients, which a single water colour would take for the ship, cancel. The bar is the
+    image's own spread (median and MAD), so noise sets it, not a constant. Closed by
+    ``close``: along the hull more than across by default, so that a hull broken by its own
+    deck pattern is one blob.
     """
     # OpenCV's median of a large window is fast on 8 bits only (a running histogram).
     water = cv2.medianBlur(np.round(rot * 255).astype(np.uint8), _FG_SPAN) * np.float32(1 / 255)
@@ -406,11 +502,11 @@ def _foreground(rot: np.ndarray) -> np.ndarray:
     med = float(np.median(diff))
     thr = max(0.03, med + 5.0 * 1.4826 * float(np.median(np.abs(diff - med))))
     fg = (diff > thr).astype(np.uint8)
-    # Closed along the hull more than across: a hull broken by its own deck pattern is one.
-    return cv2.morphologyEx(fg, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (7, 3)))
+    return cv2.morphologyEx(fg, cv2.MORPH_CLOSE, close)
 
 
-def hull_extent(big: np.ndarray, angle: float) -> tuple[float, float, float] | None:
+def hull_extent(big: np.ndarray, angle: float, version: int = 1,
+                fg: np.ndarray | None = None) -> tuple[float, float, float] | None:
     """Find the ship through the chip's centre: its centre and its length along ``angle``.
 
     Pixels that stand out from the water around them are the foreground (``_foreground``);
@@ -422,38 +518,144 @@ def hull_extent(big: np.ndarray, angle: float) -> tuple[float, float, float] | N
     crowded by a quay in a tight cut, its interior taken for water), is bounded by the
     caller's least window.
 
+    Version 2 measures the length as the run of columns through the centre that hold a fair
+    share of the hull's thickness at the centre (``_hull_run``), so that a neighbour or a wake
+    joined by a thin bridge, or a thin quay edge, no longer stretches it.
+
     Args:
         big: (S, S, 3) float32 square chip.
         angle: hull axis, degrees from +x toward +y.
+        version: the estimate (``InputSpec.view_version``).
+        fg: version 2: the chip's foreground map (``foreground_map``), when the caller has it.
 
     Returns:
         (centre x, centre y, length) in ``big``'s pixels, or None when no blob is found.
     """
     s, f = big.shape[0], _FG_SIDE
-    small = cv2.resize(big, (f, f), interpolation=cv2.INTER_AREA)  # (F, F, 3)
     c = (f - 1) / 2
     m = cv2.getRotationMatrix2D((c, c), angle, 1.0)  # hull axis onto +x
-    fg = _foreground(cv2.warpAffine(small, m, (f, f), flags=cv2.INTER_LINEAR,
-                                    borderMode=cv2.BORDER_REFLECT))
-    n, lab, _, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
-    if n < 2:
+    if version >= 2:
+        # The map turned with the hull onto +x, then closed along the hull.
+        rot = cv2.warpAffine(foreground_map(big) if fg is None else fg, m, (f, f),
+                             flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
+                             borderValue=0)
+        rot = cv2.morphologyEx(rot, cv2.MORPH_CLOSE, _ALONG_CLOSE)
+    else:
+        small = cv2.resize(big, (f, f), interpolation=cv2.INTER_AREA)  # (F, F, 3)
+        rot = _foreground(cv2.warpAffine(small, m, (f, f), flags=cv2.INTER_LINEAR,
+                                         borderMode=cv2.BORDER_REFLECT))
+    blob = _centre_blob(rot)
+    if blob is None:
         return None
-    yy, xx = _centred_grid(f)
-    disc = (xx * xx + yy * yy) < (0.12 * f) ** 2
-    hits = np.bincount(lab[disc], minlength=n)
-    hits[0] = 0
-    best = int(np.argmax(hits))
-    if hits[best] < 0.05 * disc.sum():
-        return None
-    blob = lab == best
-    cols = blob.sum(axis=0).astype(np.float32)  # (f,) thickness of the blob in each column
-    ok = np.flatnonzero(cols >= 0.25 * np.percentile(cols[cols > 0], 90))
-    x0, x1 = int(ok.min()), int(ok.max()) + 1
+    if version >= 2:
+        run = _hull_run(blob)
+        if run is None:
+            return None
+        x0, x1 = run
+        sides = _side_run(big, angle)
+        if sides is not None:
+            # A wake, a neighbour end to end or a quay joins the blob but not the hull's sides;
+            # the bow and stern taper off the sides' rows, so the sides' run is let out a little.
+            # It errs short more often than the blob (a deck's clutter breaks it), which trims
+            # the hull's ends: the freeboard cue is midships, and a window too long costs the
+            # cue pixels instead.
+            k, pad = f / _SIDE_F, _SIDE_PAD * (sides[1] - sides[0])
+            x0 = max(x0, int(math.floor((sides[0] - pad) * k)))
+            x1 = min(x1, int(math.ceil((sides[1] + pad) * k)))
+            if x1 - x0 < 2:
+                return None
+    else:
+        cols = blob.sum(axis=0).astype(np.float32)  # (f,) thickness of the blob in each column
+        ok = np.flatnonzero(cols >= 0.25 * np.percentile(cols[cols > 0], 90))
+        x0, x1 = int(ok.min()), int(ok.max()) + 1
     ry = float(np.average(np.arange(f), weights=blob[:, x0:x1].sum(axis=1)))
     # Back from the rotated frame, then from foreground pixels to big's.
     cx, cy = cv2.invertAffineTransform(m) @ np.array([(x0 + x1 - 1) / 2, ry, 1.0])
     r = s / f
     return float((cx + 0.5) * r - 0.5), float((cy + 0.5) * r - 0.5), float((x1 - x0) * r)
+
+
+def _hull_run(blob: np.ndarray) -> tuple[int, int] | None:
+    """Version 2's hull length: columns [x0, x1) of ``blob`` (hull along +x) that are the hull.
+
+    The hull's thickness is the blob's median thickness in the columns at the centre, where the
+    hull is in any supported cut; the hull is the run of columns through the centre holding at
+    least a third of it, bridging gaps of up to ``_RUN_GAP`` columns (a deck pattern, a dark
+    bow). What the old measure took (every column anywhere with a quarter of the 90th
+    percentile) also took a neighbour end to end or a wake that touched the hull by a line.
+    """
+    f = blob.shape[1]
+    cols = blob.sum(axis=0)  # (f,) thickness of the blob in each column
+    c = (f - 1) / 2
+    lo, hi = int(c - 0.1 * f), int(c + 0.1 * f) + 1
+    mid = cols[lo:hi]
+    if not (mid > 0).any():
+        return None
+    ok = cols >= max(1.0, np.median(mid[mid > 0]) / 3)
+    near = np.flatnonzero(ok[lo:hi]) + lo
+    if not near.size:
+        return None
+    x0 = x1 = int(near[np.argmin(np.abs(near - c))])  # the hull column nearest the centre
+    gap = 0
+    while x1 + 1 < f and gap <= _RUN_GAP:
+        x1 += 1
+        gap = 0 if ok[x1] else gap + 1
+    x1 -= gap  # back to the last hull column
+    gap = 0
+    while x0 - 1 >= 0 and gap <= _RUN_GAP:
+        x0 -= 1
+        gap = 0 if ok[x0] else gap + 1
+    x0 += gap
+    return x0, x1 + 1
+
+
+def _side_run(big: np.ndarray, angle: float) -> tuple[int, int] | None:
+    """Version 2: the columns [x0, x1) along which the hull's long sides run, at ``_SIDE_F`` px.
+
+    The chip is turned so the hull lies along +x; at the centre, the rows with the strongest
+    rising and falling edge across the hull are its sides (or a side and its shadow's edge,
+    which runs as long). The hull is the run of columns through the centre where both edges
+    keep a fair share of their strength at the centre: a wake, a quay or a neighbour joined to
+    the hull in the foreground has no straight edges on those rows.
+    """
+    f = _SIDE_F
+    g = cv2.resize(big, (f, f), interpolation=cv2.INTER_AREA).mean(axis=2, dtype=np.float32)
+    c = (f - 1) / 2
+    g = cv2.warpAffine(g, cv2.getRotationMatrix2D((c, c), angle, 1.0), (f, f),
+                       flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    gy = cv2.blur(cv2.Sobel(g, cv2.CV_32F, 0, 1), (5, 1))  # (f, f) across-hull edges, smoothed
+    lo, hi = int(c - 0.08 * f), int(c + 0.08 * f) + 1
+    band = slice(int(c - 0.2 * f), int(c + 0.2 * f) + 1)  # rows a hull's sides can lie on
+    prof = gy[band, lo:hi].mean(axis=1)
+    r1, r2 = int(np.argmax(prof)) + band.start, int(np.argmin(prof)) + band.start
+    if prof.max() <= 0 or prof.min() >= 0 or abs(r1 - r2) < 2:
+        return None
+    e = np.minimum(gy[r1 - 1 : r1 + 2].max(axis=0), -gy[r2 - 1 : r2 + 2].min(axis=0))
+    e = cv2.blur(np.maximum(e, 0)[None, :], (5, 1))[0]  # (f,) both sides' strength per column
+    ref = float(np.median(e[lo:hi]))
+    if ref <= 0:
+        return None
+    ok = e >= _SIDE_SHARE * ref
+    x0 = x1 = int(round(c))
+    if not ok[x0]:
+        return None
+    gap = 0
+    while x1 + 1 < f and gap <= 2 * _RUN_GAP:
+        x1 += 1
+        gap = 0 if ok[x1] else gap + 1
+    x1 -= gap
+    gap = 0
+    while x0 - 1 >= 0 and gap <= 2 * _RUN_GAP:
+        x0 -= 1
+        gap = 0 if ok[x0] else gap + 1
+    x0 += gap
+    return x0, x1 + 1
+
+
+_SIDE_F = 160  # the side the hull's edges are followed at
+_SIDE_SHARE = 0.3  # of the sides' strength at the centre, that a column of hull keeps
+_SIDE_PAD = 0.15  # the sides' run let out at each end by this share (a bow's taper)
+_RUN_GAP = 2  # columns of the 80-px map (2.5 % of the chip) a hull's run may skip
 
 
 # A window's least side, and the least hull length believed, as shares of the chip's side.
@@ -464,8 +666,8 @@ def hull_extent(big: np.ndarray, angle: float) -> tuple[float, float, float] | N
 _MIN_WINDOW, _MIN_LENGTH = 0.6, 0.45
 
 
-def _window(big: np.ndarray, angle: float, spec: InputSpec,
-            sq_side: int) -> tuple[float, float, float] | None:
+def _window(big: np.ndarray, angle: float, spec: InputSpec, sq_side: int,
+            fg: np.ndarray | None = None) -> tuple[float, float, float] | None:
     """The square (centre x, centre y, side in the squared chip's pixels) the view is cut from.
 
     ``spec.frame_scale`` hull lengths, centred on the ship; None for the whole chip (no
@@ -473,7 +675,7 @@ def _window(big: np.ndarray, angle: float, spec: InputSpec,
     """
     if spec.frame_scale <= 0:
         return None
-    ext = hull_extent(big, angle)
+    ext = hull_extent(big, angle, spec.view_version, fg)
     s = big.shape[0]
     if ext is None or ext[2] < _MIN_LENGTH * s:
         return None

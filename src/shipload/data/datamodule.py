@@ -101,6 +101,8 @@ class ShiploadDataModule(L.LightningDataModule):
         across_scale: model input across-hull oversampling (linked from the model).
         frame_scale: model input window around the ship, in hull lengths (linked from the
             model).
+        view_version: the view's estimate of the hull's axis and extent (linked from the
+            model).
         augment: augment the training chips.
         cache: prepare every view once and keep it in memory as uint8 (fast CPU training);
             augmentation then acts on the view (flips, small affine, radiometry).
@@ -143,6 +145,7 @@ class ShiploadDataModule(L.LightningDataModule):
         resize_policy: Policy = "hull_aligned",
         across_scale: float = DEFAULT_ACROSS_SCALE,
         frame_scale: float = 0.0,
+        view_version: int = 1,
         augment: bool = True,
         cache: bool = False,
         stream: bool = False,
@@ -162,7 +165,8 @@ class ShiploadDataModule(L.LightningDataModule):
             raise ValueError("data.stream_cache needs data.stream: true and a count >= 1 "
                              f"(got {stream_cache}); 0 renders every training item fresh")
         self.save_hyperparameters()
-        self.spec = InputSpec(input_height, input_width, resize_policy, across_scale, frame_scale)
+        self.spec = InputSpec(input_height, input_width, resize_policy, across_scale, frame_scale,
+                              view_version)
         self.splits: dict[str, list[Record]] = {}
         self.views: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 

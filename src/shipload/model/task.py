@@ -20,6 +20,7 @@ from torchmetrics.classification import (
 )
 
 from shipload.bands import GSD_BANDS, band_masks
+from shipload.contract import SPEC_KEYS
 from shipload.model.backbones import ShiploadNet
 from shipload.view import DEFAULT_ACROSS_SCALE, DEFAULT_HEIGHT, DEFAULT_WIDTH, Policy
 
@@ -49,7 +50,8 @@ def check_input_spec(path: str | Path, hp: Any) -> None:
     """Refuse weights whose recorded input view differs from the configured one."""
     state = torch.load(path, map_location="cpu", weights_only=True)
     theirs = state.get("hyper_parameters") or {}
-    keys = ("input_height", "input_width", "resize_policy", "across_scale", "frame_scale")
+    # Not view_version: the same pixels cut by a better estimate are a view to fine-tune onto.
+    keys = SPEC_KEYS[:5]
     diff = [f"{k}: weights {theirs[k]} vs config {hp[k]}" for k in keys
             if k in theirs and theirs[k] != hp[k]]
     if diff:
@@ -73,6 +75,9 @@ class ShiploadTask(L.LightningModule):
         across_scale: hull-aligned views sample this much finer across the hull than along it.
         frame_scale: hull-aligned views are cut around the ship found in the chip, this many
             times its length (0: the whole chip).
+        view_version: the estimate of the hull's axis and extent that cuts hull-aligned views
+            (``InputSpec.view_version``; 1 for every model up to stage 13). ``init_from``
+            weights may have been trained on another version: fine-tuning moves them to this.
         lr: peak learning rate (one-cycle schedule).
         weight_decay: AdamW weight decay.
         load_loss_weight: weight of the load-fraction loss (masked where unknown).
@@ -100,6 +105,7 @@ class ShiploadTask(L.LightningModule):
         resize_policy: Policy = "hull_aligned",
         across_scale: float = DEFAULT_ACROSS_SCALE,
         frame_scale: float = 0.0,
+        view_version: int = 1,
         lr: float = 3e-3,
         weight_decay: float = 0.05,
         load_loss_weight: float = 1.0,

@@ -1,0 +1,91 @@
+"""The hull-aligned view's estimates, version 1 against version 2, side by side on the same chips.
+
+    python benchmarks/bench_view.py [--n 200] [--seed 11]
+
+For each kind of chip (the training looks and the held-out families, each cut tight: 1.1x the
+ship's length, centred, and loose: 2x, 10 % off centre; plain chips with a quay alongside and a
+neighbour, cut loose; ships under way with their wake, cut loose) prints, for both versions of
+``InputSpec.view_version``: the share of chips whose estimated axis is more than 10 and 30
+degrees off the true heading, and the window the view was cut from in true ship lengths
+(10th, 50th and 90th percentiles; the target is the spec's ``frame_scale``, 1.1), and the
+shares of windows under 0.9 ship lengths (the hull's ends cut off) and over 1.3. The windows
+are measured with the true heading given, so that they judge the ship search alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import multiprocessing as mp
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shipload.config import load_yaml
+from shipload.contract import InputSpec
+from shipload.data.stream import chip_from_scene
+from shipload.synth import SynthConfig, recut, sample_scene
+from shipload.synth.appearance import HELD_OUT
+from shipload.view import axis_from_heading, prepare_view
+
+REPO = Path(__file__).resolve().parents[1]
+CUTS = {"tight": (1.1, 0.0), "loose": (2.0, 0.1)}
+
+
+def kinds() -> dict[str, tuple[SynthConfig, str]]:
+    """Kind name → (renderer configuration, cut)."""
+    train = load_yaml(SynthConfig, REPO / "configs" / "synth_train.yaml")
+    held = dataclasses.replace(train, appearance=dataclasses.replace(
+        train.appearance, **{a: (f,) for a, f in HELD_OUT.items()}))
+    base = load_yaml(SynthConfig, REPO / "configs" / "synth.yaml")
+    quay = dataclasses.replace(base, nuisance=dataclasses.replace(
+        base.nuisance, quay=1.0, neighbour=0.5))
+    wake = dataclasses.replace(train, nuisance=dataclasses.replace(train.nuisance, wake=1.0))
+    return {"training looks, tight": (train, "tight"), "training looks, loose": (train, "loose"),
+            "held-out families, tight": (held, "tight"),
+            "held-out families, loose": (held, "loose"),
+            "quay + neighbour, loose": (quay, "loose"), "under way (wake), loose": (wake, "loose")}
+
+
+def _measure(a: tuple[Any, ...]) -> list[tuple[float, float]]:
+    """One chip: (axis error in degrees, window in ship lengths) per view version."""
+    cfg, cut, seed, i = a
+    s = recut(sample_scene(cfg, seed, i), *CUTS[cut])
+    img = chip_from_scene(s, cfg.sensor.supersample)
+    true = axis_from_heading(s.heading_deg)
+    out = []
+    for v in (1, 2):
+        spec = InputSpec(frame_scale=1.1, view_version=v)
+        est = prepare_view(img, spec)
+        given = prepare_view(img, spec, heading_deg=s.heading_deg)
+        side = given.window[2] if given.window else max(img.shape[:2])
+        out.append((abs((est.axis_deg - true + 90) % 180 - 90), side / (s.length_m / s.gsd_m)))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=200)
+    ap.add_argument("--seed", type=int, default=11)
+    a = ap.parse_args()
+    print(f"{a.n} chips a kind, seed {a.seed}; axis: share off by >10 / >30 deg; window (true "
+          f"heading given): side / true ship length, p10 / p50 / p90, shares < 0.9 and > 1.3 "
+          f"(target 1.1)")
+    print(f"{'chips':<28}{'ver':>4}{'>10':>7}{'>30':>7}{'win p10':>9}{'p50':>6}{'p90':>6}"
+          f"{'<0.9':>7}{'>1.3':>7}")
+    with mp.get_context("spawn").Pool(2) as pool:
+        for name, (cfg, cut) in kinds().items():
+            res = np.array(pool.map(_measure, [(cfg, cut, a.seed, i) for i in range(a.n)],
+                                    chunksize=8))  # (n, 2 versions, 2)
+            for v in (1, 2):
+                err, win = res[:, v - 1, 0], res[:, v - 1, 1]
+                print(f"{name:<28}{v:>4}{(err > 10).mean():>7.3f}{(err > 30).mean():>7.3f}"
+                      f"{np.percentile(win, 10):>9.2f}{np.median(win):>6.2f}"
+                      f"{np.percentile(win, 90):>6.2f}{(win < 0.9).mean():>7.3f}"
+                      f"{(win > 1.3).mean():>7.3f}")
+
+
+if __name__ == "__main__":
+    main()
