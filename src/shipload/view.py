@@ -266,7 +266,8 @@ def hull_axis_deg(img: np.ndarray, version: int = 1, fg: np.ndarray | None = Non
     if all(abs((a - cands[0] + 90.0) % 180.0 - 90.0) < 10.0 for a in cands[1:]):
         return cands[0]  # every mode agrees with the tensor: whichever wins, the tensor's is kept
     if version >= 2:
-        scores = [_coherent_edges(gx, gy, a) for a in cands]
+        # The tensor's and the blob's angles are new each chip: their bands are not cached.
+        scores = [_coherent_edges(gx, gy, a, cached=0 < i < 5) for i, a in enumerate(cands)]
     else:
         gxf, gyf, magf = gx.ravel(), gy.ravel(), mag.ravel()
         scores = []
@@ -290,27 +291,46 @@ def hull_axis_deg(img: np.ndarray, version: int = 1, fg: np.ndarray | None = Non
     return refined if d < 6.0 else best
 
 
-def _coherent_edges(gx: np.ndarray, gy: np.ndarray, angle: float) -> float:
+def _coherent_edges(gx: np.ndarray, gy: np.ndarray, angle: float, cached: bool = True) -> float:
     """How much straight edge runs along ``angle`` through the centre of an (s, s) image.
 
     Within a band 0.2 s wide and 0.9 s long around the line, the gradient across the line is
     summed along it (weighted toward the centre), per 1-pixel offset from it: the sides of a
     hull lying on the line add up over its whole length, while edges that cross the line (bands
     of paint across the hull, a deck's pattern, waves) add up only over their own short lengths
-    and cancel in sign. The score is the energy of that profile.
+    and cancel in sign. The score is the energy of that profile. ``cached``: keep the band
+    for the angle (the histogram's modes; not an angle new each chip).
     """
-    s = gx.shape[0]
+    band = _coherent_band if cached else _coherent_band.__wrapped__
+    idx, w, bins, c, n = band(gx.shape[0], angle)
+    across = (gy.ravel()[idx] * c - gx.ravel()[idx] * n) * w
+    prof = np.bincount(bins, weights=across)
+    return float(prof @ prof)
+
+
+@functools.lru_cache(maxsize=160)
+def _coherent_band(s: int, angle: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, float,
+                                                  float]:
+    """``_coherent_edges``' band around the line at ``angle`` through an (s, s) image's centre.
+
+    Returns the band's flat pixel indices, their weights along the line, their 1-pixel offset
+    bins across it, and the line's cos and sin. Cached: the orientation histogram's modes
+    come from 36 angles.
+    """
     yy, xx = _centred_grid(s)
     t = math.radians(angle)
     c, n = math.cos(t), math.sin(t)
     d = yy * c - xx * n  # (s, s) signed distance from the line
     along = xx * c + yy * n
-    m = (np.abs(d) < 0.1 * s) & (np.abs(along) < 0.45 * s)
+    m = ((np.abs(d) < 0.1 * s) & (np.abs(along) < 0.45 * s)).ravel()
+    idx = np.flatnonzero(m)
     # Weighted toward the centre along the line (the axis window's spread): the hull lies there,
     # while a quay or a jetty runs on to the chip's edges.
-    across = (gy[m] * c - gx[m] * n) * np.exp(-0.5 * (along[m] / (0.2 * s)) ** 2)
-    prof = np.bincount(np.round(d[m] + 0.1 * s).astype(np.intp), weights=across)
-    return float(prof @ prof)
+    w = np.exp(-0.5 * (along.ravel()[idx] / (0.2 * s)) ** 2)
+    bins = np.round(d.ravel()[idx] + 0.1 * s).astype(np.intp)
+    for a in (idx, w, bins):
+        a.flags.writeable = False
+    return idx, w, bins, c, n
 
 
 def foreground_map(img: np.ndarray) -> np.ndarray:
@@ -455,18 +475,20 @@ def prepare_view(img: np.ndarray, spec: InputSpec, geometry: Mapping[str, float]
     big_side = int(round(spec.width * spec.across_scale))
     interp = cv2.INTER_AREA if sq.shape[0] > big_side else cv2.INTER_LINEAR
     big = cv2.resize(sq, (big_side, big_side), interpolation=interp)
-    v = spec.view_version
-    fg: np.ndarray | None = None  # version 2: the foreground map, shared by axis and extent
+    ver = spec.view_version
+    # The chip at 160 px for the estimates (version 2's ship search too), and version 2's
+    # foreground map, shared by the axis estimate and the ship search.
+    est = fg = None
+    if heading_deg is None or (ver >= 2 and spec.frame_scale > 0):
+        est = big if big_side <= 192 else cv2.resize(big, (160, 160), interpolation=cv2.INTER_AREA)
+        fg = foreground_map(est) if ver >= 2 else None
     if heading_deg is not None:
         angle, source = axis_from_heading(heading_deg), "heading"
     else:
-        est = big if big_side <= 192 else cv2.resize(big, (160, 160), interpolation=cv2.INTER_AREA)
-        if v >= 2:
-            fg = foreground_map(est)
-        angle, source = hull_axis_deg(est, v, fg), "image"
+        angle, source = hull_axis_deg(est, ver, fg), "image"
     angle += angle_jitter_deg
     fill_t = tuple(float(v) for v in fill)
-    window = _window(big, angle, spec, sq.shape[0], fg)
+    window = _window(big, angle, spec, sq.shape[0], fg, est)
     if window is None:
         band = _band(big, spec, angle, fill_t)
         return View(band, encode_geometry(geo, angle, side, spec), angle, source)
@@ -505,8 +527,8 @@ def _foreground(rot: np.ndarray, close: np.ndarray = _ALONG_CLOSE) -> np.ndarray
     return cv2.morphologyEx(fg, cv2.MORPH_CLOSE, close)
 
 
-def hull_extent(big: np.ndarray, angle: float, version: int = 1,
-                fg: np.ndarray | None = None) -> tuple[float, float, float] | None:
+def hull_extent(big: np.ndarray, angle: float, version: int = 1, fg: np.ndarray | None = None,
+                small: np.ndarray | None = None) -> tuple[float, float, float] | None:
     """Find the ship through the chip's centre: its centre and its length along ``angle``.
 
     Pixels that stand out from the water around them are the foreground (``_foreground``);
@@ -527,6 +549,7 @@ def hull_extent(big: np.ndarray, angle: float, version: int = 1,
         angle: hull axis, degrees from +x toward +y.
         version: the estimate (``InputSpec.view_version``).
         fg: version 2: the chip's foreground map (``foreground_map``), when the caller has it.
+        small: version 2: ``big`` resized to ``_SIDE_F`` pixels, when the caller has it.
 
     Returns:
         (centre x, centre y, length) in ``big``'s pixels, or None when no blob is found.
@@ -536,7 +559,8 @@ def hull_extent(big: np.ndarray, angle: float, version: int = 1,
     m = cv2.getRotationMatrix2D((c, c), angle, 1.0)  # hull axis onto +x
     if version >= 2:
         # The map turned with the hull onto +x, then closed along the hull.
-        rot = cv2.warpAffine(foreground_map(big) if fg is None else fg, m, (f, f),
+        small = big if small is None else small
+        rot = cv2.warpAffine(foreground_map(small) if fg is None else fg, m, (f, f),
                              flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
                              borderValue=0)
         rot = cv2.morphologyEx(rot, cv2.MORPH_CLOSE, _ALONG_CLOSE)
@@ -552,7 +576,7 @@ def hull_extent(big: np.ndarray, angle: float, version: int = 1,
         if run is None:
             return None
         x0, x1 = run
-        sides = _side_run(big, angle)
+        sides = _side_run(small, angle)
         if sides is not None:
             # A wake, a neighbour end to end or a quay joins the blob but not the hull's sides;
             # the bow and stern taper off the sides' rows, so the sides' run is let out a little.
@@ -595,21 +619,28 @@ def _hull_run(blob: np.ndarray) -> tuple[int, int] | None:
     near = np.flatnonzero(ok[lo:hi]) + lo
     if not near.size:
         return None
-    x0 = x1 = int(near[np.argmin(np.abs(near - c))])  # the hull column nearest the centre
+    return _run_through(ok, int(near[np.argmin(np.abs(near - c))]), _RUN_GAP)
+
+
+def _run_through(ok: np.ndarray, start: int, max_gap: int) -> tuple[int, int]:
+    """The run [x0, x1) of True in ``ok`` (n,) that holds ``start`` (True there).
+
+    Gaps of up to ``max_gap`` False entries are bridged.
+    """
+    x0 = x1 = start
     gap = 0
-    while x1 + 1 < f and gap <= _RUN_GAP:
+    while x1 + 1 < ok.size and gap <= max_gap:
         x1 += 1
         gap = 0 if ok[x1] else gap + 1
-    x1 -= gap  # back to the last hull column
+    x1 -= gap  # back to the last True
     gap = 0
-    while x0 - 1 >= 0 and gap <= _RUN_GAP:
+    while x0 - 1 >= 0 and gap <= max_gap:
         x0 -= 1
         gap = 0 if ok[x0] else gap + 1
-    x0 += gap
-    return x0, x1 + 1
+    return x0 + gap, x1 + 1
 
 
-def _side_run(big: np.ndarray, angle: float) -> tuple[int, int] | None:
+def _side_run(img: np.ndarray, angle: float) -> tuple[int, int] | None:
     """Version 2: the columns [x0, x1) along which the hull's long sides run, at ``_SIDE_F`` px.
 
     The chip is turned so the hull lies along +x; at the centre, the rows with the strongest
@@ -619,7 +650,9 @@ def _side_run(big: np.ndarray, angle: float) -> tuple[int, int] | None:
     the hull in the foreground has no straight edges on those rows.
     """
     f = _SIDE_F
-    g = cv2.resize(big, (f, f), interpolation=cv2.INTER_AREA).mean(axis=2, dtype=np.float32)
+    if img.shape[0] != f:
+        img = cv2.resize(img, (f, f), interpolation=cv2.INTER_AREA)
+    g = (img[..., 0] + img[..., 1] + img[..., 2]) / np.float32(3)  # (f, f) the bands' mean
     c = (f - 1) / 2
     g = cv2.warpAffine(g, cv2.getRotationMatrix2D((c, c), angle, 1.0), (f, f),
                        flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
@@ -636,20 +669,8 @@ def _side_run(big: np.ndarray, angle: float) -> tuple[int, int] | None:
     if ref <= 0:
         return None
     ok = e >= _SIDE_SHARE * ref
-    x0 = x1 = int(round(c))
-    if not ok[x0]:
-        return None
-    gap = 0
-    while x1 + 1 < f and gap <= 2 * _RUN_GAP:
-        x1 += 1
-        gap = 0 if ok[x1] else gap + 1
-    x1 -= gap
-    gap = 0
-    while x0 - 1 >= 0 and gap <= 2 * _RUN_GAP:
-        x0 -= 1
-        gap = 0 if ok[x0] else gap + 1
-    x0 += gap
-    return x0, x1 + 1
+    mid = int(round(c))
+    return _run_through(ok, mid, 2 * _RUN_GAP) if ok[mid] else None
 
 
 _SIDE_F = 160  # the side the hull's edges are followed at
@@ -667,7 +688,8 @@ _MIN_WINDOW, _MIN_LENGTH = 0.6, 0.45
 
 
 def _window(big: np.ndarray, angle: float, spec: InputSpec, sq_side: int,
-            fg: np.ndarray | None = None) -> tuple[float, float, float] | None:
+            fg: np.ndarray | None = None,
+            small: np.ndarray | None = None) -> tuple[float, float, float] | None:
     """The square (centre x, centre y, side in the squared chip's pixels) the view is cut from.
 
     ``spec.frame_scale`` hull lengths, centred on the ship; None for the whole chip (no
@@ -675,7 +697,7 @@ def _window(big: np.ndarray, angle: float, spec: InputSpec, sq_side: int,
     """
     if spec.frame_scale <= 0:
         return None
-    ext = hull_extent(big, angle, spec.view_version, fg)
+    ext = hull_extent(big, angle, spec.view_version, fg, small)
     s = big.shape[0]
     if ext is None or ext[2] < _MIN_LENGTH * s:
         return None
