@@ -478,13 +478,15 @@ def prepare_view(img: np.ndarray, spec: InputSpec, geometry: Mapping[str, float]
     ver = spec.view_version
     # The chip at 160 px for the estimates (version 2's ship search too), and version 2's
     # foreground map, shared by the axis estimate and the ship search.
-    est = fg = None
+    est: np.ndarray | None = None
+    fg: np.ndarray | None = None
     if heading_deg is None or (ver >= 2 and spec.frame_scale > 0):
         est = big if big_side <= 192 else cv2.resize(big, (160, 160), interpolation=cv2.INTER_AREA)
         fg = foreground_map(est) if ver >= 2 else None
     if heading_deg is not None:
         angle, source = axis_from_heading(heading_deg), "heading"
     else:
+        assert est is not None
         angle, source = hull_axis_deg(est, ver, fg), "image"
     angle += angle_jitter_deg
     fill_t = tuple(float(v) for v in fill)
