@@ -31,6 +31,7 @@ bench: setup
 	$(PY) benchmarks/bench_train.py
 	$(PY) benchmarks/bench_predict.py
 	$(PY) benchmarks/bench_axis.py
+	$(PY) benchmarks/bench_view.py
 	$(PY) benchmarks/bench_review.py
 
 lint: setup
