@@ -61,13 +61,15 @@ def per_axis_configs(train: SynthConfig) -> dict[str, SynthConfig]:
 
 def add_per_axis(res: dict[str, Any], model: Path, baseline: Path, n: int) -> None:
     """Accuracy on sets where a single axis comes from its held-out family (in place)."""
-    spec = load_model(model).spec
     cfgs = per_axis_configs(configs()["in_family"])
+    specs = {name: load_model(path).spec for name, path in (("model", model),
+                                                            ("baseline", baseline))}
     with mp.get_context("spawn").Pool(2) as pool:
-        sets = {k: render_set(c, 2, n, spec, pool) for k, c in cfgs.items()}
+        views = {s: {k: render_set(c, 2, n, s, pool) for k, c in cfgs.items()}
+                 for s in set(specs.values())}
     for name, path in (("model", model), ("baseline", baseline)):
         net = load_model(path).net
-        for k, d in sets.items():
+        for k, d in views[specs[name]].items():
             res["sets"][name][k] = {"with_geometry": scores(d, run(net, d, True)),
                                     "without_geometry": scores(d, run(net, d, False))}
 
@@ -221,25 +223,31 @@ def main() -> None:
         if not f.is_file():
             sys.exit(f"evaluate_model: {f} not found")
     t0 = time.time()
-    spec = load_model(a.model).spec
+    # Each model is judged on its own view of the same scenes (a model of another view_version
+    # would be wronged by this one's views).
+    specs = {name: load_model(path).spec for name, path in (("model", a.model),
+                                                            ("baseline", a.baseline))}
+    spec = specs["model"]
     cfgs = configs()
     res: dict[str, Any] = {"model": str(a.model.relative_to(REPO) if a.model.is_relative_to(
         REPO) else a.model), "baseline": str(a.baseline.name), "n": a.n, "sets": {},
         "held_out_families": HELD_OUT}
     with mp.get_context("spawn").Pool(2) as pool:
-        sets = {k: render_set(c, 2, a.n, spec, pool) for k, c in cfgs.items()}
-        cuts = {k: framing_sets(cfgs[k], spec, pool, a.framing_n)
-                for k in ("in_family", "held_out")}
+        views = {s: ({k: render_set(c, 2, a.n, s, pool) for k, c in cfgs.items()},
+                     {k: framing_sets(cfgs[k], s, pool, a.framing_n)
+                      for k in ("in_family", "held_out")}) for s in set(specs.values())}
         print(f"rendered {3 * a.n} judged chips and {4 * a.framing_n} cuts in "
-              f"{time.time() - t0:.0f} s", flush=True)
+              f"{len(views)} view(s) in {time.time() - t0:.0f} s", flush=True)
         for name, path in (("model", a.model), ("baseline", a.baseline)):
             net = load_model(path).net
+            own, cuts = views[specs[name]]
             res["sets"][name] = {
                 k: {"with_geometry": scores(d, run(net, d, True)),
-                    "without_geometry": scores(d, run(net, d, False))} for k, d in sets.items()}
+                    "without_geometry": scores(d, run(net, d, False))} for k, d in own.items()}
             # With geometry for both: an image-only baseline's geometry branch outputs zero.
             res.setdefault("framing", {})[name] = framing(net, cuts["in_family"], True)
             res["framing"][name + "_held_out"] = framing(net, cuts["held_out"], True)
+        sets = views[spec][0]  # the model's own views, for adaptation
         print(f"scored in {time.time() - t0:.0f} s", flush=True)
         unl = render_set(cfgs["held_out"], 3, a.adapt_n, spec, pool)
         lab = render_set(cfgs["held_out"], 4, max(a.labels), spec, pool)
