@@ -27,3 +27,16 @@ def test_last_checkpoint_is_the_end_of_every_epoch(tmp_path: Path,
     assert state["epoch"] == 2
     best = [p for p in (tmp_path / "ckpt").glob("*.ckpt") if p.name != "last.ckpt"]
     assert len(best) == 1 and "epoch=0" in best[0].name  # top-k is unchanged
+
+
+def test_a_new_fit_refuses_an_earlier_runs_last_checkpoint(tmp_path: Path) -> None:
+    # Lightning would write the new run's last checkpoint as last-v1.ckpt, and whatever reads
+    # last.ckpt (make export, make resume's neighbours) would take the earlier run's weights.
+    cli_main(smoke_args(tmp_path))
+    before = (tmp_path / "ckpt" / "last.ckpt").read_bytes()
+    with pytest.raises(SystemExit, match="earlier run's: resume it with --ckpt_path last"):
+        cli_main(smoke_args(tmp_path, "--seed_everything=7"))
+    assert (tmp_path / "ckpt" / "last.ckpt").read_bytes() == before
+    assert not list((tmp_path / "ckpt").glob("last-v*.ckpt"))
+    cli_main(smoke_args(tmp_path, "--ckpt_path=last"))  # resuming it is not refused
+    assert not list((tmp_path / "ckpt").glob("last-v*"))

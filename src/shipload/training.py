@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -48,6 +49,29 @@ class ShiploadCLI(LightningCLI):
         """Link the model's input geometry to the data module, so they cannot disagree."""
         for k in SPEC_KEYS:
             parser.link_arguments(f"model.{k}", f"data.{k}")
+
+    def before_fit(self) -> None:
+        """Refuse a new fit over an earlier run's ``last.ckpt``.
+
+        Lightning would write this run's as ``last-v1.ckpt`` beside it, and ``--ckpt_path
+        last``'s neighbours (``make export``, any script given ``last.ckpt``) would silently take
+        the earlier run's weights.
+
+        Raises:
+            SystemExit: a checkpoint callback's ``dirpath`` holds a ``last.ckpt`` and no
+                ``--ckpt_path`` resumes it.
+        """
+        if self.config[self.subcommand].get("ckpt_path") is not None:
+            return
+        for cb in self.trainer.checkpoint_callbacks:
+            if not (isinstance(cb, ModelCheckpoint) and cb.save_last and cb.dirpath):
+                continue
+            last = Path(cb.dirpath) / "last.ckpt"
+            if last.exists():
+                raise SystemExit(
+                    f"{last} is an earlier run's: resume it with --ckpt_path last, or move "
+                    f"{last.parent} away (or give --trainer.default_root_dir and the checkpoint "
+                    "callback's dirpath another folder) before a new run")
 
 
 def cli_main(args: Sequence[str] | None = None, run: bool = True) -> ShiploadCLI:
