@@ -59,11 +59,16 @@ def per_axis_configs(train: SynthConfig) -> dict[str, SynthConfig]:
         train.appearance, **{a: (f,)})) for a, f in HELD_OUT.items()}
 
 
+def own_views(model: Path, baseline: Path) -> dict[str, InputSpec]:
+    """The view each model is judged on: its own, so that a model of another ``view_version``
+    is not judged on the other's views of the same scenes."""
+    return {"model": load_model(model).spec, "baseline": load_model(baseline).spec}
+
+
 def add_per_axis(res: dict[str, Any], model: Path, baseline: Path, n: int) -> None:
     """Accuracy on sets where a single axis comes from its held-out family (in place)."""
     cfgs = per_axis_configs(configs()["in_family"])
-    specs = {name: load_model(path).spec for name, path in (("model", model),
-                                                            ("baseline", baseline))}
+    specs = own_views(model, baseline)
     with mp.get_context("spawn").Pool(2) as pool:
         views = {s: {k: render_set(c, 2, n, s, pool) for k, c in cfgs.items()}
                  for s in set(specs.values())}
@@ -223,10 +228,7 @@ def main() -> None:
         if not f.is_file():
             sys.exit(f"evaluate_model: {f} not found")
     t0 = time.time()
-    # Each model is judged on its own view of the same scenes (a model of another view_version
-    # would be wronged by this one's views).
-    specs = {name: load_model(path).spec for name, path in (("model", a.model),
-                                                            ("baseline", a.baseline))}
+    specs = own_views(a.model, a.baseline)
     spec = specs["model"]
     cfgs = configs()
     res: dict[str, Any] = {"model": str(a.model.relative_to(REPO) if a.model.is_relative_to(
