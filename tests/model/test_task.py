@@ -54,6 +54,19 @@ def test_file_fit_renders_its_data_and_writes_the_split(tmp_path: Path) -> None:
     assert state["hyper_parameters"]["backbone"] == "shipnet_small"
 
 
+def test_bf16_mixed_fit_on_cpu_keeps_fp32_weights(tmp_path: Path) -> None:
+    """The README's CPU override (``--trainer.precision bf16-mixed``, for CPUs with AMX or
+    AVX512-BF16): every loss (parts, consistency, freeboard) runs under CPU autocast, the
+    weights and the refitted calibration stay fp32 and finite."""
+    cli = cli_main(smoke_args(tmp_path, "--trainer.precision=bf16-mixed"))
+    m = cli.trainer.callback_metrics
+    assert torch.isfinite(m["train_loss"]) and torch.isfinite(m["val_acc"])
+    state = torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=True)["state_dict"]
+    floats = [v for k, v in state.items() if v.is_floating_point()]
+    assert floats and all(v.dtype == torch.float32 for v in floats)
+    assert all(torch.isfinite(v).all() for v in floats)
+    assert state["net.temperature"] > 0
+
 class Crash(Callback):
     """Dies as the second epoch starts: the first epoch's checkpoint is on disk."""
 
