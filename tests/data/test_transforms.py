@@ -5,12 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from torch.utils.data import DataLoader
 
 from shipload.data.datamodule import worker_init_fn
 from shipload.data.datasets import ChipDataset, load_records
-from shipload.data.transforms import EvalTransform, InputSpec, TrainTransform, random_flips
+from shipload.data.transforms import (
+    EvalTransform,
+    InputSpec,
+    TrainTransform,
+    batch_radiometry,
+    random_flips,
+)
 from shipload.view import View, encode_geometry
 
 
@@ -102,3 +109,56 @@ def test_sensor_nuisance_never_moves_an_edge_of_the_green_band() -> None:
     assert changed > 20  # and the artefacts do fire
     np.testing.assert_array_equal(sensor_nuisance(img, np.random.default_rng(3)),
                                   sensor_nuisance(img, np.random.default_rng(3)))
+
+
+def _hull_with_band() -> torch.Tensor:
+    """(1, 3, 40, 60): water, a grey hull side, a red antifouling band, a dark shadow."""
+    x = torch.full((1, 3, 40, 60), 0.15)
+    x[:, :, 10:20] = 0.55  # hull side
+    x[:, 0, 20:23], x[:, 1:, 20:23] = 0.6, 0.12  # band
+    x[:, :, 23:27] = 0.05  # shadow
+    return x
+
+
+def test_batch_radiometry_redraws_the_look_and_never_moves_an_edge_or_the_red() -> None:
+    x = _hull_with_band().repeat(64, 1, 1, 1)
+    a = batch_radiometry(x, torch.Generator().manual_seed(1))
+    assert torch.equal(a, batch_radiometry(x, torch.Generator().manual_seed(1)))
+    assert not torch.equal(a, batch_radiometry(x, torch.Generator().manual_seed(2)))
+    assert torch.equal(batch_radiometry(x, torch.Generator(), strength=0.0), x)
+    assert a.shape == x.shape and float(a.min()) >= 0 and float(a.max()) <= 1
+    # Each view gets its own draw: the hull side's colour differs between views.
+    side = a[:, :, 15, 30]  # (B, 3)
+    assert float(side.std(dim=0).min()) > 0.02
+    # The edges stay on their rows: the four largest steps down the row profile (the mean
+    # over columns and bands, which averages the noise away) are the four drawn ones.
+    prof = a.mean(dim=(1, 3))  # (B, 40)
+    steps = (prof[:, 1:] - prof[:, :-1]).abs()
+    for b in range(64):
+        assert set(np.argsort(-steps[b].numpy())[:4].tolist()) == {9, 19, 22, 26}
+    # ...and the band stays the reddest part of the view.
+    redness = a[:, 0] - a[:, 1:].amax(dim=1)  # (B, 40, 60)
+    assert bool((redness[:, 20:23].amin(dim=(1, 2)) > redness[:, :20].amax(dim=(1, 2))).all())
+
+
+def test_the_data_module_redraws_training_views_only(tmp_path: Path) -> None:
+    import lightning as L
+
+    from shipload.data.datamodule import ShiploadDataModule
+
+    def batch() -> dict[str, torch.Tensor]:
+        img = (_hull_with_band().repeat(4, 1, 1, 1) * 255).round().to(torch.uint8)
+        return {"image": img, "image2": img.clone(), "index": torch.arange(4)}
+
+    dm = ShiploadDataModule(batch_radiometry=1.0)
+    dm.trainer = L.Trainer(accelerator="cpu", logger=False, default_root_dir=tmp_path)
+    dm.trainer.validating = True
+    plain = dm.on_after_batch_transfer(batch(), 0)
+    assert torch.equal(plain["image"], batch()["image"].float() / 255)
+    dm.trainer.training = True
+    a, b = dm.on_after_batch_transfer(batch(), 0), dm.on_after_batch_transfer(batch(), 0)
+    assert torch.equal(a["image"], b["image"])  # seeded by the items: a resume redraws the same
+    assert not torch.allclose(a["image"], plain["image"], atol=0.02)
+    assert not torch.allclose(a["image"], a["image2"], atol=0.02)  # the two cuts apart
+    with pytest.raises(ValueError, match="batch_radiometry"):
+        ShiploadDataModule(batch_radiometry=-1.0)

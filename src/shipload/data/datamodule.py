@@ -127,6 +127,10 @@ class ShiploadDataModule(L.LightningDataModule):
             renderer cannot keep up with its GPU. 0 renders every item fresh.
         cache_dir: where ``stream_cache`` keeps its rendered items (a folder per
             configuration; an interrupted fill is never reused, a complete one is).
+        batch_radiometry: strength of a radiometric redraw of every training view on the
+            device (``shipload.data.transforms.batch_radiometry``: colour cast, saturation,
+            contrast, gamma, noise; both cuts of a pair drawn apart), so that the cached
+            stream's items do not keep one look over their many passes. 0: off.
     """
 
     def __init__(
@@ -159,8 +163,12 @@ class ShiploadDataModule(L.LightningDataModule):
         look_pairs: bool = False,
         stream_cache: int = 0,
         cache_dir: str = "runs/cache",
+        batch_radiometry: float = 0.0,
     ) -> None:
         super().__init__()
+        if batch_radiometry < 0:
+            raise ValueError(f"data.batch_radiometry is a strength >= 0 (got {batch_radiometry}); "
+                             "0 turns it off, 1 is the documented ranges")
         if stream_cache < 0 or (stream_cache > 0 and not stream):
             raise ValueError("data.stream_cache needs data.stream: true and a count >= 1 "
                              f"(got {stream_cache}); 0 renders every training item fresh")
@@ -283,15 +291,29 @@ class ShiploadDataModule(L.LightningDataModule):
         )
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """uint8 views and part maps (the cached stream's) become float32 in [0, 1].
+        """uint8 views and part maps become floats in [0, 1]; training views get redrawn.
 
-        On the device: the loader's queues and the copy move a quarter of the bytes.
+        uint8 is the cached stream's: on the device, the loader's queues and the copy move a
+        quarter of the bytes. The redraw is ``batch_radiometry``'s, seeded by the batch's item
+        indices, which differ on every pass over a cache, so a resumed run draws what the
+        first would have.
         """
-        if isinstance(batch, dict):
-            for k in ("image", "image2", "parts"):
-                v = batch.get(k)
-                if isinstance(v, torch.Tensor) and v.dtype == torch.uint8:
-                    batch[k] = v.float().div_(255)
+        if not isinstance(batch, dict):
+            return batch
+        for k in ("image", "image2", "parts"):
+            v = batch.get(k)
+            if isinstance(v, torch.Tensor) and v.dtype == torch.uint8:
+                batch[k] = v.float().div_(255)
+        strength = float(self.hparams.get("batch_radiometry", 0.0))
+        trainer = self.trainer
+        if strength > 0 and trainer is not None and trainer.training and "index" in batch:
+            from shipload.data.transforms import batch_radiometry
+
+            seed = int(batch["index"].long().sum()) * 1_000_003 + len(batch["index"])
+            gen = torch.Generator().manual_seed(seed % 2**63)
+            for k in ("image", "image2"):
+                if isinstance(batch.get(k), torch.Tensor):
+                    batch[k] = batch_radiometry(batch[k], gen, strength)
         return batch
 
     def train_dataloader(self) -> DataLoader[dict[str, Any]]:

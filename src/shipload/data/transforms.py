@@ -28,6 +28,7 @@ from shipload.view import (
 
 if TYPE_CHECKING:
     import albumentations as A
+    import torch
 
 __all__ = ["GEO_DIM", "InputSpec", "Policy", "View", "describe", "prepare_chip", "prepare_view"]
 
@@ -215,3 +216,43 @@ class EvalTransform:
         if maps is not None:
             v.maps = view_maps(maps, self.spec, v.axis_deg, v.window)
         return v
+
+
+def batch_radiometry(x: torch.Tensor, generator: torch.Generator,
+                     strength: float = 1.0) -> torch.Tensor:
+    """A fresh radiometric draw per view of a batch, on the device: (B, 3, H, W) → same.
+
+    A cached item (``data.stream_cache``) keeps the one draw of the chip augmentation it was
+    rendered with, so over many passes the network would see each scene's look again and
+    again. This redraws a look per view and per pass: per-channel gains (a colour cast),
+    saturation, contrast about the view's mean, a gamma and, a third of the time, Gaussian
+    noise. Hue is kept (the antifouling band stays the hull's reddest part) and no pixel moves,
+    so the cue geometry is exactly the renderer's.
+
+    Args:
+        x: (B, 3, H, W) float views in [0, 1].
+        generator: a CPU generator (seeded by the caller, so a batch's draw is reproducible).
+        strength: scales every range; 0 returns ``x`` unchanged.
+    """
+    import torch  # here: predict imports this module and never needs torch
+
+    if strength <= 0:
+        return x
+    b = x.shape[0]
+
+    def u(lo: float, hi: float, *shape: int) -> torch.Tensor:  # (B, *shape) on x's device
+        r = torch.rand((b, *shape), generator=generator)
+        r = (lo + (hi - lo) * r).to(x.device, x.dtype)
+        return r.view(b, *shape, *([1] * (3 - len(shape))))
+
+    s = strength
+    out = x * torch.exp(u(-0.25 * s, 0.25 * s, 3))  # per-channel gain: (B, 3, 1, 1)
+    grey = out.mean(dim=1, keepdim=True)
+    out = grey + (out - grey) * torch.exp(u(-0.8 * s, 0.6 * s))  # saturation
+    mean = out.mean(dim=(1, 2, 3), keepdim=True)
+    out = (out - mean) * torch.exp(u(-0.4 * s, 0.4 * s)) + mean  # contrast
+    out = out.clamp(0, 1) ** torch.exp(u(-0.5 * s, 0.5 * s))  # gamma
+    noisy = (torch.rand(b, generator=generator) < 0.33).to(x.device, x.dtype).view(b, 1, 1, 1)
+    sigma = u(0.0, 0.03 * s) * noisy
+    noise = torch.randn(x.shape, generator=generator).to(x.device, x.dtype)
+    return (out + sigma * noise).clamp(0, 1)
