@@ -1,4 +1,4 @@
-"""Render a fit's stream cache ahead of the fit, for example while the previous stage trains.
+"""Render a fit's stream cache ahead of the fit (on spare cores while another stage trains).
 
     python scripts/fill_cache.py --config configs/train.yaml \
         --data.synth_seed 29 --data.stream_cache 30000 [any other fit flag]
@@ -10,9 +10,10 @@ later with the same flags finds the cache complete and trains at once. Nothing e
 happens: no checkpoint, no log folder. A killed fill leaves only a ``.partial`` folder, which
 neither this nor the fit ever trusts; run it again.
 
-On a 2-core CPU with AMX, a bf16 fit on a cache trains several times faster than the renderer
-fills one (README, Train), so filling the next stage's cache during this stage's fit keeps the
-renderer busy the whole time.
+Run it beside a fit only where the fit leaves cores free (a GPU node's CPU): on 2 cores a
+fill beside a bf16 fit slowed the fit about eightfold (18 optimiser steps a minute against
+about 150 alone; the fill ran at half its speed), because the fit's two compute threads wait
+on each other whenever one loses its core. There, fill between fits instead.
 """
 
 from __future__ import annotations
