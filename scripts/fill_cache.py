@@ -11,9 +11,9 @@ happens: no checkpoint, no log folder. A killed fill leaves only a ``.partial`` 
 neither this nor the fit ever trusts; run it again.
 
 Run it beside a fit only where the fit leaves cores free (a GPU node's CPU): on 2 cores a
-fill beside a bf16 fit slowed the fit about eightfold (18 optimiser steps a minute against
-about 150 alone; the fill ran at half its speed), because the fit's two compute threads wait
-on each other whenever one loses its core. There, fill between fits instead.
+fill beside a bf16 fit slowed the fit five- to eightfold (18 optimiser steps a minute against
+85-155 alone; the fill ran at about half its speed), likely because the fit's two compute
+threads wait on each other whenever one loses its core. There, fill between fits instead.
 """
 
 from __future__ import annotations

@@ -226,15 +226,15 @@ def batch_radiometry(x: torch.Tensor, generator: torch.Generator,
     rendered with, so over many passes the network would see each scene's look again and
     again. This redraws a look per view and per pass: per-channel gains (a colour cast),
     saturation, contrast about the view's mean, a gamma and, a third of the time, Gaussian
-    noise. Hue is kept (the antifouling band stays the hull's reddest part) and no pixel moves,
-    so the cue geometry is exactly the renderer's.
+    noise. Bands are scaled, never swapped (the antifouling band stays the hull's reddest part)
+    and no pixel moves, so the cue geometry is exactly the renderer's.
 
     Args:
         x: (B, 3, H, W) float views in [0, 1].
         generator: a CPU generator (seeded by the caller, so a batch's draw is reproducible).
         strength: scales every range; 0 returns ``x`` unchanged.
     """
-    import torch  # here: predict imports this module and never needs torch
+    import torch  # here, as albumentations is: the rest of this module runs without torch
 
     if strength <= 0:
         return x
