@@ -3,12 +3,13 @@
     python scripts/fill_cache.py --config configs/train.yaml \
         --data.synth_seed 29 --data.stream_cache 30000 [any other fit flag]
 
-Takes the fit's own configs and flags (what would follow ``train.py fit``) and runs only the
-data module's ``prepare_data``: it renders ``data.stream_cache`` items into ``data.cache_dir``
-under the digest the fit itself computes (``shipload.data.cache.cache_key``), so the fit run
-later with the same flags finds the cache complete and trains at once. Nothing else of a fit
-happens: no checkpoint, no log folder. A killed fill leaves only a ``.partial`` folder, which
-neither this nor the fit ever trusts; run it again.
+Takes the fit's own configs and flags (what would follow ``train.py fit``) and runs only what
+the fit's ``prepare_data`` runs first (``ShiploadDataModule.fill_stream_cache``): it renders
+``data.stream_cache`` items into ``data.cache_dir`` under the digest the fit itself computes
+(``shipload.data.cache.cache_key``), so the fit run later with the same flags finds the cache
+complete and trains at once. Nothing else of a fit happens: no checkpoint, no log folder. A
+killed fill leaves only a ``.partial`` folder, which neither this nor the fit ever trusts; run
+it again.
 
 Run it beside a fit only where the fit leaves cores free (a GPU node's CPU): on 2 cores a
 fill beside a bf16 fit slowed the fit five- to eightfold (18 optimiser steps a minute against
@@ -34,13 +35,11 @@ def fill(args: Sequence[str]) -> Path:
     Raises:
         SystemExit: the flags give no cache (``data.stream_cache`` 0 or no ``data.stream``).
     """
-    cli = cli_main(list(args), run=False)
-    dm = cli.datamodule
-    if not (dm.hp.stream and dm.hp.stream_cache > 0):
-        raise SystemExit("nothing to fill: give --data.stream_cache N (with data.stream: true, "
-                         "as configs/train.yaml sets it)")
-    # What the fit's prepare_data does, with the cache's folder returned.
-    path: Path = dm._cached_train().fill(max(1, dm.hp.num_workers))
+    dm = cli_main(list(args), run=False).datamodule
+    try:
+        path: Path = dm.fill_stream_cache()
+    except ValueError as e:
+        raise SystemExit(f"nothing to fill: {e}") from None
     return path
 
 

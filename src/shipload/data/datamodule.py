@@ -187,12 +187,28 @@ class ShiploadDataModule(L.LightningDataModule):
         """Render the data set when configured to and absent (runs once, on rank 0)."""
         hp = self.hp
         if hp.stream and hp.stream_cache > 0:
-            self._cached_train().fill(max(1, hp.num_workers))
+            self.fill_stream_cache()
         if hp.synth_n > 0 and not hp.stream and not Path(hp.data).exists():
             from shipload.synth import write_dataset
 
             cfg = self.synth_cfg()
             write_dataset(cfg, hp.data, hp.synth_n, hp.synth_seed, workers=max(1, hp.num_workers))
+
+    def fill_stream_cache(self) -> Path:
+        """Render the training cache (``stream_cache`` items) unless complete; its folder.
+
+        ``prepare_data`` calls it; ``scripts/fill_cache.py`` calls it to render a fit's cache
+        ahead of the fit.
+
+        Raises:
+            ValueError: no cache is configured (``stream`` off or ``stream_cache`` 0).
+        """
+        hp = self.hp
+        if not (hp.stream and hp.stream_cache > 0):
+            raise ValueError("no stream cache to fill: give --data.stream_cache N (with "
+                             "data.stream: true, as configs/train.yaml sets it)")
+        path: Path = self._cached_train().fill(max(1, hp.num_workers))
+        return path
 
     def synth_cfg(self) -> Any:
         """The renderer configuration (``synth_config`` or the built-in default)."""
@@ -304,9 +320,8 @@ class ShiploadDataModule(L.LightningDataModule):
             v = batch.get(k)
             if isinstance(v, torch.Tensor) and v.dtype == torch.uint8:
                 batch[k] = v.float().div_(255)
-        strength = float(self.hparams.get("batch_radiometry", 0.0))
-        trainer = self.trainer
-        if strength > 0 and trainer is not None and trainer.training and "index" in batch:
+        strength = float(self.hp.batch_radiometry)
+        if strength > 0 and self.trainer is not None and self.trainer.training:
             from shipload.data.transforms import batch_radiometry
 
             seed = int(batch["index"].long().sum()) * 1_000_003 + len(batch["index"])
