@@ -39,7 +39,7 @@ def fill(args: Sequence[str]) -> Path:
     try:
         path: Path = dm.fill_stream_cache()
     except ValueError as e:
-        raise SystemExit(f"nothing to fill: {e}") from None
+        raise SystemExit(str(e)) from None
     return path
 
 

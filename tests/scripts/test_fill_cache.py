@@ -31,5 +31,5 @@ def test_fill_ahead_gives_the_fits_cache_and_refuses_no_cache(tmp_path: Path) ->
     assert r.returncode == 0, r.stderr[-2000:]
     assert sorted(p.name for p in cache.iterdir()) == [path.name]
     assert (path / "image.npy").stat().st_mtime_ns == stamp
-    with pytest.raises(SystemExit, match="nothing to fill"):
+    with pytest.raises(SystemExit, match="no stream cache to fill: give --data.stream_cache"):
         fill(smoke_args(tmp_path / "b")[1:])
