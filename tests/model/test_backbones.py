@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from shipload.model.backbones import BACKBONES, ProbabilityHead, ShiploadNet, create_backbone
+from shipload.model.backbones import (
+    BACKBONES,
+    ProbabilityHead,
+    ShiploadNet,
+    create_backbone,
+    mix_style,
+)
 from shipload.model.task import load_weights
 from shipload.view import GEO_DIM
 
@@ -63,3 +69,38 @@ def test_geometry_branch_starts_as_the_image_only_model(tmp_path: Path) -> None:
         a, la, _ = net(x, torch.zeros(2, GEO_DIM))
         b, lb, _ = net(x, torch.rand(2, GEO_DIM))
     assert torch.allclose(a, b) and torch.allclose(la, lb)
+
+
+def test_mix_style_swaps_statistics_and_keeps_content() -> None:
+    """Each re-styled map has the content of its own chip (the same map once normalised) and
+    statistics between its own and another chip's."""
+    torch.manual_seed(0)
+    x = torch.randn(6, 4, 8, 10) * torch.rand(6, 4, 1, 1) * 3 + torch.randn(6, 4, 1, 1) * 2
+    y = mix_style(x, alpha=0.1)
+
+    def norm(t: torch.Tensor) -> torch.Tensor:
+        return (t - t.mean((2, 3), keepdim=True)) / t.std((2, 3), keepdim=True, unbiased=False)
+
+    assert torch.allclose(norm(y), norm(x), atol=1e-3)
+    mu_x, mu_y = x.mean((2, 3)), y.mean((2, 3))  # (B, C)
+    assert not torch.allclose(mu_y, mu_x, atol=1e-2)  # the statistics moved
+    lo, hi = mu_x.min(0).values, mu_x.max(0).values  # a convex mix stays inside their range
+    assert ((mu_y >= lo - 1e-4) & (mu_y <= hi + 1e-4)).all()
+    assert mix_style(x[:1]) is x[:1] or torch.equal(mix_style(x[:1]), x[:1])  # one chip: as is
+
+
+def test_style_mix_only_while_training() -> None:
+    """MixStyle changes the training features and leaves eval (what export traces) exact."""
+    net = ShiploadNet("shipnet_small")
+    x = torch.rand(4, 3, 32, 96) * torch.tensor([1.0, 0.2, 0.6, 0.9]).view(4, 1, 1, 1)
+    net.eval()
+    with torch.no_grad():
+        plain = net.backbone(x)
+        net.backbone.style_mix = 1.0
+        assert torch.equal(net.backbone(x), plain)
+        net.train()
+        torch.manual_seed(1)
+        mixed = net.backbone(x)
+        net.backbone.style_mix = 0.0
+        unmixed = net.backbone(x)
+    assert (mixed - unmixed).abs().max() > 1e-3

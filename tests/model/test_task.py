@@ -321,6 +321,23 @@ def test_part_loss_without_part_maps_or_part_head_is_a_clear_error(tmp_path: Pat
         cli_main(file_args(tmp_path / "files", "--model.parts_loss_weight=1"))
 
 
+def test_style_mix_settings_are_checked_and_reach_the_backbone(tmp_path: Path) -> None:
+    from shipload.model.task import ShiploadTask
+
+    task = ShiploadTask(backbone="shipnet_small", input_height=32, input_width=64,
+                        style_mix=0.5, style_mix_alpha=0.3)
+    assert task.net.backbone.style_mix == 0.5 and task.net.backbone.style_mix_alpha == 0.3
+    for bad in ({"style_mix": 1.5}, {"style_mix": -0.1}, {"style_mix_alpha": 0.0}):
+        with pytest.raises(ValueError, match="style_mix"):
+            ShiploadTask(backbone="shipnet_small", **bad)
+    with pytest.raises(ValueError, match="style_mix 0"):
+        ShiploadTask(backbone="mobilenet_v3_small", style_mix=0.5)
+    # The flag runs through the CLI: a smoke fit with every batch mixed trains and saves.
+    cli = cli_main(smoke_args(tmp_path, "--model.style_mix=1.0"))
+    assert torch.isfinite(cli.trainer.callback_metrics["train_loss"])
+    assert cli.model.net.backbone.style_mix == 1.0
+
+
 def test_without_the_part_loss_the_part_head_is_frozen() -> None:
     from shipload.model.task import ShiploadTask
 

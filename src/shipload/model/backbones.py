@@ -34,10 +34,18 @@ class ShipNet(nn.Module):
     Args:
         widths: channels per stage; stage 0 runs at full resolution.
         depth: conv layers per stage after the first.
+
+    Attributes:
+        style_mix: probability, per training batch and stage, of mixing the feature statistics
+            of the first ``STYLE_MIX_STAGES`` stages between chips (``mix_style``); 0 (off) in
+            every shipped model, and never applied in eval mode, so the graph does not change.
+        style_mix_alpha: the Beta(alpha, alpha) concentration of the mixing weight.
     """
 
     def __init__(self, widths: tuple[int, ...] = (16, 32, 48, 96, 160), depth: int = 1) -> None:
         super().__init__()
+        self.style_mix = 0.0
+        self.style_mix_alpha = 0.1
         layers: list[nn.Module] = [*_cbr(3, widths[0]), *_cbr(widths[0], widths[0])]
         for cin, cout in zip(widths[:-1], widths[1:]):
             layers.append(nn.MaxPool2d(2, ceil_mode=True))
@@ -50,7 +58,7 @@ class ShipNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 3, H, W) → (B, 2C)
         """Features: global max and mean of the last stage, concatenated."""
-        return _pool(self.features(x))
+        return self.pyramid(x)[0]
 
     def pyramid(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """``forward``'s features and every stage's map (strides 1, 2, 4, 8, 16).
@@ -59,12 +67,56 @@ class ShipNet(nn.Module):
             (B, 2C) pooled features and the stage outputs [(B, widths[i], H / 2**i, ...)].
         """
         maps: list[torch.Tensor] = []
+        mix = self.training and self.style_mix > 0
         for layer in self.features:
             if isinstance(layer, nn.MaxPool2d):
+                if mix and len(maps) < STYLE_MIX_STAGES and (
+                        float(torch.rand(())) < self.style_mix):
+                    x = mix_style(x, self.style_mix_alpha)
                 maps.append(x)
             x = layer(x)
         maps.append(x)
         return _pool(x), maps
+
+
+# Stages whose output statistics ``style_mix`` mixes: the early ones, where a feature map's
+# per-channel mean and spread carry the look (paint, water, tone) more than the hull's shape.
+STYLE_MIX_STAGES = 3
+
+
+def mix_style(x: torch.Tensor, alpha: float = 0.1, eps: float = 1e-6) -> torch.Tensor:
+    """MixStyle (Zhou et al., ICLR 2021): swap part of each chip's feature style for another's.
+
+    Each chip's feature map is normalised by its own per-channel mean and standard deviation,
+    then re-styled with a mix of its statistics and those of another chip of the batch (a
+    random permutation), mixed with a weight drawn from Beta(alpha, alpha). What a map shows
+    (where the edges and parts are) is kept; its channel statistics, which carry much of the
+    look, become another chip's in part, so the layers after it cannot lean on them. The
+    statistics are taken without gradient, as in the paper.
+
+    Args:
+        x: (B, C, H, W) feature maps.
+        alpha: Beta concentration; small values keep most mixes near one of the two chips.
+        eps: added to the variance.
+
+    Returns:
+        (B, C, H, W) re-styled maps, in ``x``'s dtype.
+    """
+    b = x.shape[0]
+    if b < 2:
+        return x
+    with torch.no_grad():
+        var, mu = torch.var_mean(x, dim=(2, 3), keepdim=True, correction=0)  # (B, C, 1, 1)
+        mu, sig = mu.float(), (var.float() + eps).sqrt()
+        lam = torch.distributions.Beta(alpha, alpha).sample((b, 1, 1, 1)).to(mu.device)
+        perm = torch.randperm(b, device=mu.device)
+        mu_mix = lam * mu + (1 - lam) * mu[perm]
+        sig_mix = lam * sig + (1 - lam) * sig[perm]
+        # (x - mu) / sig * sig_mix + mu_mix as one affine map per chip and channel: one pass
+        # over the (large, full-resolution) map instead of four.
+        scale = sig_mix / sig
+        shift = mu_mix - mu * scale
+    return x * scale.to(x.dtype) + shift.to(x.dtype)
 
 
 def _pool(f: torch.Tensor) -> torch.Tensor:  # (B, C, h, w) → (B, 2C): global max and mean

@@ -21,7 +21,7 @@ from torchmetrics.classification import (
 
 from shipload.bands import GSD_BANDS, band_masks
 from shipload.contract import SPEC_KEYS
-from shipload.model.backbones import ShiploadNet
+from shipload.model.backbones import ShiploadNet, ShipNet
 from shipload.view import DEFAULT_ACROSS_SCALE, DEFAULT_HEIGHT, DEFAULT_WIDTH, Policy
 
 STAGES = ("train", "val", "test")
@@ -95,6 +95,11 @@ class ShiploadTask(L.LightningModule):
             ``framing_pairs``). Both cuts also take every supervised loss.
         parts_loss_weight: weight of the auxiliary part-segmentation loss (``part_loss``) on
             batches that carry the renderer's part maps (``data.parts``); ShipNet only.
+        style_mix: probability, per training batch and early stage, of MixStyle: each chip's
+            feature statistics mixed with another chip's (``backbones.mix_style``), so the
+            network cannot lean on the look those statistics carry. Training only (the
+            exported graph is unchanged); ShipNet only; 0 turns it off.
+        style_mix_alpha: Beta(alpha, alpha) concentration of MixStyle's mixing weight.
     """
 
     def __init__(
@@ -117,6 +122,8 @@ class ShiploadTask(L.LightningModule):
         calibrate_offset: bool = True,
         consistency_weight: float = 0.0,
         parts_loss_weight: float = 0.0,
+        style_mix: float = 0.0,
+        style_mix_alpha: float = 0.1,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -135,10 +142,23 @@ class ShiploadTask(L.LightningModule):
 
         Raises:
             ValueError: ``init_from`` weights trained at another input size or policy than
-                this model's: fine-tuning must use the view the weights were trained on; or
-                the part loss asked of a backbone without a part head.
+                this model's: fine-tuning must use the view the weights were trained on; the
+                part loss or MixStyle asked of a backbone other than ShipNet; or a MixStyle
+                setting out of range.
         """
         self.net = ShiploadNet(self.hp.backbone, self.hp.dropout)
+        if not 0.0 <= self.hp.style_mix <= 1.0 or self.hp.style_mix_alpha <= 0:
+            raise ValueError(f"model.style_mix is a probability in [0, 1] (got "
+                             f"{self.hp.style_mix}) and model.style_mix_alpha must be > 0 (got "
+                             f"{self.hp.style_mix_alpha}); try --model.style_mix 0.5 "
+                             "--model.style_mix_alpha 0.1")
+        if self.hp.style_mix > 0:
+            if not isinstance(self.net.backbone, ShipNet):
+                raise ValueError(f"model.style_mix needs a ShipNet backbone (it mixes its "
+                                 f"stages' statistics); set --model.style_mix 0 to train "
+                                 f"{self.hp.backbone!r}")
+            self.net.backbone.style_mix = float(self.hp.style_mix)
+            self.net.backbone.style_mix_alpha = float(self.hp.style_mix_alpha)
         if self.net.part_head is None and self.hp.parts_loss_weight > 0:
             raise ValueError(f"model.parts_loss_weight needs a ShipNet backbone (the part "
                              f"decoder reads its stages); set --model.parts_loss_weight 0 to "
