@@ -1,0 +1,165 @@
+"""Is the cue in a model's features on unseen looks? A linear probe, fitted per look.
+
+    python scripts/probe_features.py --model models/shipload.pt
+
+The held-out-family gap can sit in two places: the backbone's features may no longer carry the
+freeboard cue under a look it never saw, or they may carry it while the heads, fitted on the
+training looks, read it wrongly. This script renders chips of each set (the training families
+and the held-out ones, ``evaluate_model.configs``), takes the backbone's pooled features
+(``ShipNet.forward``: (N, 320) for the shipped model), and fits a logistic regression on them
+with labels of one seed (``--train-seed``), then scores it on another (``--test-seed``):
+
+  * ``head``: the model's own call (with geometry), for reference;
+  * ``probe_same``: a probe fitted on the same set's look: what a linear read of these
+    features can give there. Far above ``head``: the features carry the cue and the head is
+    the problem (labels of the user's look can fix it). Near ``head``: the features lost it;
+  * ``probe_from_in_family``: the probe fitted on the training families, applied to this set:
+    does a linear read learnt on the training looks transfer?
+
+Each probe also gets the encoded geometry appended to the features (``+geometry`` rows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from evaluate_model import REPO, configs, render_set, run  # noqa: E402
+
+from shipload.export import load_model  # noqa: E402
+
+
+def features(net: Any, d: dict[str, np.ndarray]) -> np.ndarray:
+    """(N, F) pooled backbone features of a rendered set (eval mode, no geometry)."""
+    net.eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(d["x"]), 256):
+            x = torch.from_numpy(d["x"][i : i + 256].astype(np.float32) / 255)
+            out.append(net.backbone((x - net.mean) / net.std).numpy())
+    return np.concatenate(out)
+
+
+class Probe:
+    """L2-regularised logistic regression on standardised features (LBFGS, full batch).
+
+    Args:
+        l2: weight of the squared norm of the weights (not the bias).
+    """
+
+    def __init__(self, l2: float = 1e-3) -> None:
+        self.l2 = l2
+
+    def fit(self, z: np.ndarray, y: np.ndarray) -> Probe:
+        """Fit on (N, F) features and (N,) 0/1 labels; returns self.
+
+        Raises:
+            ValueError: fewer than two chips of either class.
+        """
+        if min(int((y == 1).sum()), int((y == 0).sum())) < 2:
+            raise ValueError("a probe needs at least two chips of each class")
+        zt = torch.from_numpy(z).double()
+        self.mu, self.sd = zt.mean(0), zt.std(0) + 1e-6
+        zs, yt = (zt - self.mu) / self.sd, torch.from_numpy(y).double()
+        w = torch.zeros(zs.shape[1], dtype=torch.float64, requires_grad=True)
+        b = torch.zeros((), dtype=torch.float64, requires_grad=True)
+        opt = torch.optim.LBFGS([w, b], lr=0.5, max_iter=200, line_search_fn="strong_wolfe")
+
+        def closure() -> torch.Tensor:
+            opt.zero_grad()
+            loss = F.binary_cross_entropy_with_logits(zs @ w + b, yt) + self.l2 * (w * w).sum()
+            loss.backward()
+            return loss
+
+        with torch.enable_grad():
+            opt.step(closure)
+        self.w, self.b = w.detach(), b.detach()
+        return self
+
+    def accuracy(self, z: np.ndarray, y: np.ndarray) -> float:
+        """Share of chips whose call (logit ≥ 0) matches the 0/1 label."""
+        zs = (torch.from_numpy(z).double() - self.mu) / self.sd
+        call = ((zs @ self.w + self.b) >= 0).numpy().astype(int)
+        return round(float((call == y).mean()), 4)
+
+
+def probe(model: Path, n: int, train_seed: int, test_seed: int,
+          sets: tuple[str, ...] = ("in_family", "held_out")) -> dict[str, Any]:
+    """The head's accuracy and the probes' on each set (see the module docstring).
+
+    Raises:
+        SystemExit: the model file does not exist, or the seeds are equal (the probe would be
+            scored on the chips it was fitted on).
+    """
+    if not model.is_file():
+        sys.exit(f"probe_features: {model} not found")
+    if train_seed == test_seed:
+        sys.exit("probe_features: --train-seed and --test-seed must differ")
+    m = load_model(model)
+    cfgs = configs()
+    keys = ("in_family", *[s for s in sets if s != "in_family"])
+    with mp.get_context("spawn").Pool(2) as pool:
+        data = {k: {s: render_set(cfgs[k], s, n, m.spec, pool) for s in (train_seed, test_seed)}
+                for k in keys}
+    z = {k: {s: features(m.net, d) for s, d in v.items()} for k, v in data.items()}
+
+    def with_geo(k: str, s: int) -> np.ndarray:
+        return np.concatenate([z[k][s], data[k][s]["g"]], axis=1)
+
+    fitted = {geo: Probe().fit(with_geo("in_family", train_seed) if geo
+                               else z["in_family"][train_seed],
+                               data["in_family"][train_seed]["y"]) for geo in (False, True)}
+    res: dict[str, Any] = {"model": str(model), "n": n, "train_seed": train_seed,
+                           "test_seed": test_seed, "feature_dim": int(z["in_family"][test_seed]
+                                                                      .shape[1]), "sets": {}}
+    for k in sets:
+        test, y = data[k][test_seed], data[k][test_seed]["y"]
+        head = float(((run(m.net, test, True)["p"] >= 0.5) == (y == 1)).mean())
+        row: dict[str, Any] = {"head": round(head, 4)}
+        for geo, tag in ((False, ""), (True, "+geometry")):
+            zk_tr = with_geo(k, train_seed) if geo else z[k][train_seed]
+            zk_te = with_geo(k, test_seed) if geo else z[k][test_seed]
+            row["probe_same" + tag] = Probe().fit(zk_tr, data[k][train_seed]["y"]).accuracy(
+                zk_te, y)
+            row["probe_from_in_family" + tag] = fitted[geo].accuracy(zk_te, y)
+        res["sets"][k] = row
+    return res
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", type=Path, default=REPO / "models" / "shipload.pt")
+    p.add_argument("--n", type=int, default=3000, help="chips per set and seed")
+    p.add_argument("--train-seed", type=int, default=11)
+    p.add_argument("--test-seed", type=int, default=7)
+    p.add_argument("--sets", nargs="+", default=["in_family", "held_out"],
+                   choices=["in_family", "held_out", "base"])
+    p.add_argument("--out", type=Path, help="write the figures here as JSON")
+    a = p.parse_args()
+    res = probe(a.model, a.n, a.train_seed, a.test_seed, tuple(a.sets))
+    cols = ["head", "probe_same", "probe_from_in_family", "probe_same+geometry",
+            "probe_from_in_family+geometry"]
+    print(f"{a.model}: {res['feature_dim']} features; probes fitted on seed {a.train_seed}, "
+          f"scored on seed {a.test_seed}, {a.n} chips each")
+    short = ["head", "same", "from in-fam", "same+geo", "from in-fam+geo"]
+    print(f"{'set (accuracy)':<16}" + "".join(f"{c:>17}" for c in short))
+    for k, row in res["sets"].items():
+        print(f"{k:<16}" + "".join(f"{row[c]:>17.3f}" for c in cols))
+    if a.out:
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        a.out.write_text(json.dumps(res, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

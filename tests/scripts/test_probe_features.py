@@ -1,0 +1,43 @@
+"""scripts/probe_features.py: a linear probe on a model's features, fitted per look."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "scripts"))
+
+from probe_features import Probe, probe  # noqa: E402
+
+
+def test_probe_reads_a_linear_cue_and_nothing_from_noise() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    z = rng.normal(size=(400, 20))
+    z[:, 3] += 3.0 * (2 * y - 1)  # one feature carries the class
+    fit = Probe().fit(z[:200], y[:200])
+    assert fit.accuracy(z[200:], y[200:]) > 0.9
+    noise = rng.normal(size=(400, 20))
+    assert Probe().fit(noise[:200], y[:200]).accuracy(noise[200:], y[200:]) < 0.7
+    with pytest.raises(ValueError, match="two chips of each class"):
+        Probe().fit(z[:5], np.ones(5, int))
+
+
+def test_probe_scores_the_shipped_model_on_both_looks() -> None:
+    res = probe(REPO / "models" / "shipload.pt", n=32, train_seed=11, test_seed=7)
+    assert res["feature_dim"] == 320 and set(res["sets"]) == {"in_family", "held_out"}
+    for row in res["sets"].values():
+        assert set(row) == {"head", "probe_same", "probe_from_in_family", "probe_same+geometry",
+                            "probe_from_in_family+geometry"}
+        assert all(0.0 <= v <= 1.0 for v in row.values())
+
+
+def test_probe_refuses_a_missing_model_and_equal_seeds(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="not found"):
+        probe(tmp_path / "nope.pt", n=4, train_seed=1, test_seed=2)
+    with pytest.raises(SystemExit, match="must differ"):
+        probe(REPO / "models" / "shipload.pt", n=4, train_seed=3, test_seed=3)
