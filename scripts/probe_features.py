@@ -17,6 +17,8 @@ with labels of one seed (``--train-seed``), then scores it on another (``--test-
     does a linear read learnt on the training looks transfer?
 
 Each probe also gets the encoded geometry appended to the features (``+geometry`` rows).
+``--pool profile`` probes the last stage's map averaged along the hull only (which rows
+across the hull each channel fires on) instead of the globally pooled features.
 """
 
 from __future__ import annotations
@@ -39,14 +41,26 @@ from evaluate_model import REPO, configs, render_set, run  # noqa: E402
 from shipload.export import load_model  # noqa: E402
 
 
-def features(net: Any, d: dict[str, np.ndarray]) -> np.ndarray:
-    """(N, F) pooled backbone features of a rendered set (eval mode, no geometry)."""
+def features(net: Any, d: dict[str, np.ndarray], pool: str = "global") -> np.ndarray:
+    """Backbone features of a rendered set (eval mode, no geometry).
+
+    Args:
+        net: the network (``ShiploadNet``).
+        d: a rendered set (``render_set``).
+        pool: ``global``: what the heads see, (N, F); ``profile``: the last stage's map
+            averaged along the hull only, keeping the rows across it, (N, C * rows): where
+            across the hull each channel fires, which global pooling discards.
+    """
     net.eval()
     out = []
     with torch.no_grad():
         for i in range(0, len(d["x"]), 256):
-            x = torch.from_numpy(d["x"][i : i + 256].astype(np.float32) / 255)
-            out.append(net.backbone((x - net.mean) / net.std).numpy())
+            x = (torch.from_numpy(d["x"][i : i + 256].astype(np.float32) / 255) - net.mean
+                 ) / net.std
+            if pool == "profile":  # hull-aligned views: the hull runs along the columns
+                out.append(net.backbone.pyramid(x)[1][-1].mean(dim=3).flatten(1).numpy())
+            else:
+                out.append(net.backbone(x).numpy())
     return np.concatenate(out)
 
 
@@ -94,7 +108,8 @@ class Probe:
 
 
 def probe(model: Path, n: int, train_seed: int, test_seed: int,
-          sets: tuple[str, ...] = ("in_family", "held_out")) -> dict[str, Any]:
+          sets: tuple[str, ...] = ("in_family", "held_out"), pool: str = "global"
+          ) -> dict[str, Any]:
     """The head's accuracy and the probes' on each set (see the module docstring).
 
     Raises:
@@ -111,7 +126,7 @@ def probe(model: Path, n: int, train_seed: int, test_seed: int,
     with mp.get_context("spawn").Pool(2) as pool:
         data = {k: {s: render_set(cfgs[k], s, n, m.spec, pool) for s in (train_seed, test_seed)}
                 for k in keys}
-    z = {k: {s: features(m.net, d) for s, d in v.items()} for k, v in data.items()}
+    z = {k: {s: features(m.net, d, pool) for s, d in v.items()} for k, v in data.items()}
 
     def with_geo(k: str, s: int) -> np.ndarray:
         return np.concatenate([z[k][s], data[k][s]["g"]], axis=1)
@@ -119,9 +134,9 @@ def probe(model: Path, n: int, train_seed: int, test_seed: int,
     fitted = {geo: Probe().fit(with_geo("in_family", train_seed) if geo
                                else z["in_family"][train_seed],
                                data["in_family"][train_seed]["y"]) for geo in (False, True)}
+    dim = int(z["in_family"][test_seed].shape[1])
     res: dict[str, Any] = {"model": str(model), "n": n, "train_seed": train_seed,
-                           "test_seed": test_seed, "feature_dim": int(z["in_family"][test_seed]
-                                                                      .shape[1]), "sets": {}}
+                           "test_seed": test_seed, "pool": pool, "feature_dim": dim, "sets": {}}
     for k in sets:
         test, y = data[k][test_seed], data[k][test_seed]["y"]
         head = float(((run(m.net, test, True)["p"] >= 0.5) == (y == 1)).mean())
@@ -145,13 +160,16 @@ def main() -> None:
     p.add_argument("--test-seed", type=int, default=7)
     p.add_argument("--sets", nargs="+", default=["in_family", "held_out"],
                    choices=["in_family", "held_out", "base"])
+    p.add_argument("--pool", choices=["global", "profile"], default="global",
+                   help="global: the features the heads see; profile: the last stage averaged "
+                        "along the hull, keeping where across it each channel fires")
     p.add_argument("--out", type=Path, help="write the figures here as JSON")
     a = p.parse_args()
-    res = probe(a.model, a.n, a.train_seed, a.test_seed, tuple(a.sets))
+    res = probe(a.model, a.n, a.train_seed, a.test_seed, tuple(a.sets), a.pool)
     cols = ["head", "probe_same", "probe_from_in_family", "probe_same+geometry",
             "probe_from_in_family+geometry"]
-    print(f"{a.model}: {res['feature_dim']} features; probes fitted on seed {a.train_seed}, "
-          f"scored on seed {a.test_seed}, {a.n} chips each")
+    print(f"{a.model}: {res['feature_dim']} {a.pool} features; probes fitted on seed "
+          f"{a.train_seed}, scored on seed {a.test_seed}, {a.n} chips each")
     short = ["head", "same", "from in-fam", "same+geo", "from in-fam+geo"]
     print(f"{'set (accuracy)':<16}" + "".join(f"{c:>17}" for c in short))
     for k, row in res["sets"].items():
