@@ -123,9 +123,9 @@ def probe(model: Path, n: int, train_seed: int, test_seed: int,
     m = load_model(model)
     cfgs = configs()
     keys = ("in_family", *[s for s in sets if s != "in_family"])
-    with mp.get_context("spawn").Pool(2) as pool:
-        data = {k: {s: render_set(cfgs[k], s, n, m.spec, pool) for s in (train_seed, test_seed)}
-                for k in keys}
+    with mp.get_context("spawn").Pool(2) as workers:
+        data = {k: {s: render_set(cfgs[k], s, n, m.spec, workers)
+                    for s in (train_seed, test_seed)} for k in keys}
     z = {k: {s: features(m.net, d, pool) for s, d in v.items()} for k, v in data.items()}
 
     def with_geo(k: str, s: int) -> np.ndarray:

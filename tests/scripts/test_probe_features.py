@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -27,9 +28,13 @@ def test_probe_reads_a_linear_cue_and_nothing_from_noise() -> None:
         Probe().fit(z[:5], np.ones(5, int))
 
 
-def test_probe_scores_the_shipped_model_on_both_looks() -> None:
-    res = probe(REPO / "models" / "shipload.pt", n=32, train_seed=11, test_seed=7)
-    assert res["feature_dim"] == 320 and set(res["sets"]) == {"in_family", "held_out"}
+@pytest.mark.parametrize(("pool", "dim"), [("global", 320), ("profile", 160 * 8)])
+def test_probe_scores_the_shipped_model_on_both_looks(pool: str, dim: int) -> None:
+    """Global: the heads' (max, mean) of 160 channels; profile: 160 channels x 8 rows."""
+    res = probe(REPO / "models" / "shipload.pt", n=24, train_seed=11, test_seed=7, pool=pool)
+    assert res["feature_dim"] == dim and res["pool"] == pool
+    assert set(res["sets"]) == {"in_family", "held_out"}
+    json.dumps(res)  # what --out writes
     for row in res["sets"].values():
         assert set(row) == {"head", "probe_same", "probe_from_in_family", "probe_same+geometry",
                             "probe_from_in_family+geometry"}
