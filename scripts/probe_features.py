@@ -17,8 +17,10 @@ with labels of one seed (``--train-seed``), then scores it on another (``--test-
     does a linear read learnt on the training looks transfer?
 
 Each probe also gets the encoded geometry appended to the features (``+geometry`` rows).
-``--pool profile`` probes the last stage's map averaged along the hull only (which rows
-across the hull each channel fires on) instead of the globally pooled features.
+``--probe mlp`` fits a one-hidden-layer network instead of a logistic regression (the heads
+themselves are not linear), and ``--pool profile`` probes the last stage's map averaged
+along the hull only (which rows across the hull each channel fires on) instead of the
+globally pooled features.
 """
 
 from __future__ import annotations
@@ -107,9 +109,52 @@ class Probe:
         return round(float((call == y).mean()), 4)
 
 
+class MLPProbe(Probe):
+    """A one-hidden-layer probe (ReLU, weight decay, full-batch Adam) on standardised features:
+    does a *non*-linear read of the features do better than the linear one?
+
+    Args:
+        hidden: hidden units.
+        weight_decay: Adam's decoupled weight decay.
+        steps: full-batch optimiser steps.
+    """
+
+    def __init__(self, hidden: int = 64, weight_decay: float = 1e-2, steps: int = 400) -> None:
+        super().__init__()
+        self.hidden, self.weight_decay, self.steps = hidden, weight_decay, steps
+
+    def fit(self, z: np.ndarray, y: np.ndarray) -> MLPProbe:
+        """Fit on (N, F) features and (N,) 0/1 labels (seeded); returns self.
+
+        Raises:
+            ValueError: fewer than two chips of either class.
+        """
+        if min(int((y == 1).sum()), int((y == 0).sum())) < 2:
+            raise ValueError("a probe needs at least two chips of each class")
+        zt = torch.from_numpy(z).float()
+        self.mu, self.sd = zt.mean(0), zt.std(0) + 1e-6
+        zs, yt = (zt - self.mu) / self.sd, torch.from_numpy(y).float()
+        torch.manual_seed(0)
+        self.net = torch.nn.Sequential(torch.nn.Linear(zs.shape[1], self.hidden),
+                                       torch.nn.ReLU(), torch.nn.Linear(self.hidden, 1))
+        opt = torch.optim.AdamW(self.net.parameters(), lr=3e-3, weight_decay=self.weight_decay)
+        with torch.enable_grad():
+            for _ in range(self.steps):
+                opt.zero_grad()
+                F.binary_cross_entropy_with_logits(self.net(zs).squeeze(1), yt).backward()
+                opt.step()
+        return self
+
+    def accuracy(self, z: np.ndarray, y: np.ndarray) -> float:
+        """Share of chips whose call (logit ≥ 0) matches the 0/1 label."""
+        with torch.no_grad():
+            logit = self.net((torch.from_numpy(z).float() - self.mu) / self.sd).squeeze(1)
+        return round(float(((logit >= 0).numpy().astype(int) == y).mean()), 4)
+
+
 def probe(model: Path, n: int, train_seed: int, test_seed: int,
-          sets: tuple[str, ...] = ("in_family", "held_out"), pool: str = "global"
-          ) -> dict[str, Any]:
+          sets: tuple[str, ...] = ("in_family", "held_out"), pool: str = "global",
+          kind: str = "linear") -> dict[str, Any]:
     """The head's accuracy and the probes' on each set (see the module docstring).
 
     Raises:
@@ -131,12 +176,14 @@ def probe(model: Path, n: int, train_seed: int, test_seed: int,
     def with_geo(k: str, s: int) -> np.ndarray:
         return np.concatenate([z[k][s], data[k][s]["g"]], axis=1)
 
-    fitted = {geo: Probe().fit(with_geo("in_family", train_seed) if geo
+    make = MLPProbe if kind == "mlp" else Probe
+    fitted = {geo: make().fit(with_geo("in_family", train_seed) if geo
                                else z["in_family"][train_seed],
                                data["in_family"][train_seed]["y"]) for geo in (False, True)}
     dim = int(z["in_family"][test_seed].shape[1])
     res: dict[str, Any] = {"model": str(model), "n": n, "train_seed": train_seed,
-                           "test_seed": test_seed, "pool": pool, "feature_dim": dim, "sets": {}}
+                           "test_seed": test_seed, "pool": pool, "probe": kind,
+                           "feature_dim": dim, "sets": {}}
     for k in sets:
         test, y = data[k][test_seed], data[k][test_seed]["y"]
         head = float(((run(m.net, test, True)["p"] >= 0.5) == (y == 1)).mean())
@@ -144,7 +191,7 @@ def probe(model: Path, n: int, train_seed: int, test_seed: int,
         for geo, tag in ((False, ""), (True, "+geometry")):
             zk_tr = with_geo(k, train_seed) if geo else z[k][train_seed]
             zk_te = with_geo(k, test_seed) if geo else z[k][test_seed]
-            row["probe_same" + tag] = Probe().fit(zk_tr, data[k][train_seed]["y"]).accuracy(
+            row["probe_same" + tag] = make().fit(zk_tr, data[k][train_seed]["y"]).accuracy(
                 zk_te, y)
             row["probe_from_in_family" + tag] = fitted[geo].accuracy(zk_te, y)
         res["sets"][k] = row
@@ -163,12 +210,14 @@ def main() -> None:
     p.add_argument("--pool", choices=["global", "profile"], default="global",
                    help="global: the features the heads see; profile: the last stage averaged "
                         "along the hull, keeping where across it each channel fires")
+    p.add_argument("--probe", choices=["linear", "mlp"], default="linear",
+                   help="linear: logistic regression; mlp: one hidden layer of 64")
     p.add_argument("--out", type=Path, help="write the figures here as JSON")
     a = p.parse_args()
-    res = probe(a.model, a.n, a.train_seed, a.test_seed, tuple(a.sets), a.pool)
+    res = probe(a.model, a.n, a.train_seed, a.test_seed, tuple(a.sets), a.pool, a.probe)
     cols = ["head", "probe_same", "probe_from_in_family", "probe_same+geometry",
             "probe_from_in_family+geometry"]
-    print(f"{a.model}: {res['feature_dim']} {a.pool} features; probes fitted on seed "
+    print(f"{a.model}: {res['feature_dim']} {a.pool} features; {a.probe} probes fitted on seed "
           f"{a.train_seed}, scored on seed {a.test_seed}, {a.n} chips each")
     short = ["head", "same", "from in-fam", "same+geo", "from in-fam+geo"]
     print(f"{'set (accuracy)':<16}" + "".join(f"{c:>17}" for c in short))

@@ -12,7 +12,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
 
-from probe_features import Probe, probe  # noqa: E402
+from probe_features import MLPProbe, Probe, probe  # noqa: E402
 
 
 def test_probe_reads_a_linear_cue_and_nothing_from_noise() -> None:
@@ -46,3 +46,13 @@ def test_probe_refuses_a_missing_model_and_equal_seeds(tmp_path: Path) -> None:
         probe(tmp_path / "nope.pt", n=4, train_seed=1, test_seed=2)
     with pytest.raises(SystemExit, match="must differ"):
         probe(REPO / "models" / "shipload.pt", n=4, train_seed=3, test_seed=3)
+
+
+def test_mlp_probe_reads_a_cue_the_linear_probe_cannot() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 600)
+    z = rng.normal(size=(600, 20))
+    z[:, 0] += 2.0 * (2 * y - 1) * np.sign(z[:, 1])  # the class is in a product: not linear
+    lin = Probe().fit(z[:300], y[:300]).accuracy(z[300:], y[300:])
+    mlp = MLPProbe().fit(z[:300], y[:300]).accuracy(z[300:], y[300:])
+    assert lin < 0.65 and mlp > lin + 0.1
