@@ -82,11 +82,7 @@ class Probe:
         Raises:
             ValueError: fewer than two chips of either class.
         """
-        if min(int((y == 1).sum()), int((y == 0).sum())) < 2:
-            raise ValueError("a probe needs at least two chips of each class")
-        zt = torch.from_numpy(z).double()
-        self.mu, self.sd = zt.mean(0), zt.std(0) + 1e-6
-        zs, yt = (zt - self.mu) / self.sd, torch.from_numpy(y).double()
+        zs, yt = self._standardise(z, y, torch.float64)
         w = torch.zeros(zs.shape[1], dtype=torch.float64, requires_grad=True)
         b = torch.zeros((), dtype=torch.float64, requires_grad=True)
         opt = torch.optim.LBFGS([w, b], lr=0.5, max_iter=200, line_search_fn="strong_wolfe")
@@ -101,6 +97,15 @@ class Probe:
             opt.step(closure)
         self.w, self.b = w.detach(), b.detach()
         return self
+
+    def _standardise(self, z: np.ndarray, y: np.ndarray, dtype: torch.dtype
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Check both classes are there, keep the features' scale, return (z scaled, y)."""
+        if min(int((y == 1).sum()), int((y == 0).sum())) < 2:
+            raise ValueError("a probe needs at least two chips of each class")
+        zt = torch.from_numpy(z).to(dtype)
+        self.mu, self.sd = zt.mean(0), zt.std(0) + 1e-6
+        return (zt - self.mu) / self.sd, torch.from_numpy(y).to(dtype)
 
     def accuracy(self, z: np.ndarray, y: np.ndarray) -> float:
         """Share of chips whose call (logit ≥ 0) matches the 0/1 label."""
@@ -129,11 +134,7 @@ class MLPProbe(Probe):
         Raises:
             ValueError: fewer than two chips of either class.
         """
-        if min(int((y == 1).sum()), int((y == 0).sum())) < 2:
-            raise ValueError("a probe needs at least two chips of each class")
-        zt = torch.from_numpy(z).float()
-        self.mu, self.sd = zt.mean(0), zt.std(0) + 1e-6
-        zs, yt = (zt - self.mu) / self.sd, torch.from_numpy(y).float()
+        zs, yt = self._standardise(z, y, torch.float32)
         torch.manual_seed(0)
         self.net = torch.nn.Sequential(torch.nn.Linear(zs.shape[1], self.hidden),
                                        torch.nn.ReLU(), torch.nn.Linear(self.hidden, 1))
