@@ -26,11 +26,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from evaluate_model import configs, render_set, run, scores  # noqa: E402
+from evaluate_model import configs, per_axis_configs, render_set, run, scores  # noqa: E402
 
 from shipload.export import load_model  # noqa: E402
+from shipload.synth.appearance import HELD_OUT  # noqa: E402
 
-SETS = ("held_out", "in_family", "base")
+# The held-out families together, the training looks, the base renderer, and one held-out
+# family at a time (the other axes from the training families), as evaluate_model.py names them.
+SETS = ("held_out", "in_family", "base", *(f"held_out_{a}" for a in HELD_OUT))
 
 
 def paired(y: np.ndarray, p_ref: np.ndarray, p_new: np.ndarray, draws: int = 2000,
@@ -74,7 +77,7 @@ def compare(models: list[Path], seed: int, n: int, sets: tuple[str, ...]) -> dic
     if bad:
         sys.exit(f"compare_models: unknown set(s) {bad}; choose from {list(SETS)}")
     loaded = [load_model(f) for f in models]
-    cfgs = configs()
+    cfgs = {**configs(), **per_axis_configs(configs()["in_family"])}
     with mp.get_context("spawn").Pool(2) as pool:
         views = {spec: {k: render_set(cfgs[k], seed, n, spec, pool) for k in sets}
                  for spec in {m.spec for m in loaded}}

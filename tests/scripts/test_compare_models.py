@@ -29,7 +29,7 @@ def test_paired_difference_counts_discordant_chips() -> None:
 
 def test_compare_judges_both_models_on_the_same_fresh_chips() -> None:
     shipped, older = REPO / "models" / "shipload.pt", REPO / "models" / "init" / "stage12.pt"
-    res = compare([shipped, older], seed=7, n=24, sets=("held_out",))
+    res = compare([shipped, older], seed=7, n=24, sets=("held_out", "held_out_paint"))
     row = res["sets"]["held_out"]["with_geometry"]
     ref, old = row[str(shipped)], row[str(older)]
     assert ref["n"] == 24 and "vs_reference" in old and "vs_reference" not in ref
@@ -37,6 +37,7 @@ def test_compare_judges_both_models_on_the_same_fresh_chips() -> None:
     assert old["accuracy"]["all"] - ref["accuracy"]["all"] == pytest.approx(v["diff"], abs=1e-3)
     assert v["only_new_right"] + v["only_ref_right"] <= 24
     assert set(res["sets"]["held_out"]) == {"with_geometry", "without_geometry"}
+    assert res["sets"]["held_out_paint"]["with_geometry"][str(shipped)]["n"] == 24
 
 
 def test_compare_refuses_missing_model_and_unknown_set(tmp_path: Path) -> None:
