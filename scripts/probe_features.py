@@ -20,7 +20,11 @@ Each probe also gets the encoded geometry appended to the features (``+geometry`
 ``--probe mlp`` fits a one-hidden-layer network instead of a logistic regression (the heads
 themselves are not linear), and ``--pool profile`` probes the last stage's map averaged
 along the hull only (which rows across the hull each channel fires on) instead of the
-globally pooled features.
+globally pooled features. ``--pool widths`` reads no features at all but the part head's maps:
+each part's width across the hull (``part_widths``), and in the ``+geometry`` rows the
+freeboards in metres that the shadow, the hull side and the band give with the geometry
+(``width_physics``). If a probe on those holds up on unseen looks better than the heads do, a
+head that measures the parts is the way to a model that reads physics rather than a look.
 """
 
 from __future__ import annotations
@@ -40,7 +44,50 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from evaluate_model import REPO, configs, render_set, run  # noqa: E402
 
+from shipload.contract import PART_NAMES  # noqa: E402
 from shipload.export import load_model  # noqa: E402
+
+POOLS = ("global", "profile", "widths")
+# The middle of the view along the hull (a share of its columns): the hull's parallel body,
+# away from the bow's and stern's taper, where the part widths are the freeboard cue.
+MIDSHIP = (0.3, 0.7)
+
+
+def part_widths(parts: torch.Tensor) -> np.ndarray:
+    """Widths across the hull of each part, read from part logits. (N, P, H, W) → (N, 5P).
+
+    In a hull-aligned view the hull runs along the columns, so a part's width across it in
+    one column is that column's sum of the part's probability (view rows). Over the midship
+    columns: the median, mean, 25th and 75th percentiles of that width, then the log of each
+    part's median width over the deck's (the beam's): ratios a view's scale does not change.
+    """
+    prob = torch.sigmoid(parts.float())
+    w = prob.shape[-1]
+    cols = prob[..., int(MIDSHIP[0] * w) : int(MIDSHIP[1] * w)].sum(dim=2)  # (N, P, cols)
+    q = torch.quantile(cols, torch.tensor([0.25, 0.5, 0.75]), dim=2)  # (3, N, P)
+    med = q[1]
+    deck = med[:, PART_NAMES.index("deck")].clamp(min=1.0)
+    ratio = torch.log((med + 0.5) / deck[:, None])  # (N, P)
+    return torch.cat([med, cols.mean(dim=2), q[0], q[2], ratio], dim=1).numpy()
+
+
+def width_physics(widths: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Freeboards in metres from part widths and the encoded geometry. (N, 5P), (N, 16) → (N, 4).
+
+    The geometry's last two fields are the view pixels across the hull that the shadow and the
+    layover move per metre of height (over 10, ``shipload.view.encode_geometry``), so a shadow
+    or a hull-side width over them is a freeboard; the band likewise gives FB − FB_laden. The
+    deck width times metres per view pixel is the beam. Logs of (1 + metres), clipped at 100.
+    """
+    n = len(PART_NAMES)
+    med = widths[:, :n]
+    shadow_px_per_m = np.maximum(np.abs(g[:, 14]) * 10, 0.05)
+    layover_px_per_m = np.maximum(np.abs(g[:, 15]) * 10, 0.05)
+    fb_shadow = med[:, PART_NAMES.index("shadow")] / shadow_px_per_m
+    fb_side = med[:, PART_NAMES.index("hull_side")] / layover_px_per_m
+    band = med[:, PART_NAMES.index("band")] / layover_px_per_m
+    beam = med[:, PART_NAMES.index("deck")] * np.exp(g[:, 2]) * (g[:, 0] > 0)
+    return np.log1p(np.minimum(np.stack([fb_shadow, fb_side, band, beam], 1), 100.0))
 
 
 def features(net: Any, d: dict[str, np.ndarray], pool: str = "global") -> np.ndarray:
@@ -51,16 +98,25 @@ def features(net: Any, d: dict[str, np.ndarray], pool: str = "global") -> np.nda
         d: a rendered set (``render_set``).
         pool: ``global``: what the heads see, (N, F); ``profile``: the last stage's map
             averaged along the hull only, keeping the rows across it, (N, C * rows): where
-            across the hull each channel fires, which global pooling discards.
+            across the hull each channel fires, which global pooling discards; ``widths``:
+            the part head's widths across the hull (``part_widths``, (N, 25)), a physical
+            read of the image that no head of the model is trained on.
+
+    Raises:
+        SystemExit: ``widths`` for a model without a part head.
     """
+    if pool == "widths" and getattr(net, "part_head", None) is None:
+        sys.exit("probe_features: --pool widths needs a model with a part head (ShipNet)")
     net.eval()
     out = []
     with torch.no_grad():
         for i in range(0, len(d["x"]), 256):
-            x = (torch.from_numpy(d["x"][i : i + 256].astype(np.float32) / 255) - net.mean
-                 ) / net.std
+            raw = torch.from_numpy(d["x"][i : i + 256].astype(np.float32) / 255)
+            x = (raw - net.mean) / net.std
             if pool == "profile":  # hull-aligned views: the hull runs along the columns
                 out.append(net.backbone.pyramid(x)[1][-1].mean(dim=3).flatten(1).numpy())
+            elif pool == "widths":
+                out.append(part_widths(net.forward_parts(raw, None, len(raw))[3]))
             else:
                 out.append(net.backbone(x).numpy())
     return np.concatenate(out)
@@ -175,7 +231,8 @@ def probe(model: Path, n: int, train_seed: int, test_seed: int,
     z = {k: {s: features(m.net, d, pool) for s, d in v.items()} for k, v in data.items()}
 
     def with_geo(k: str, s: int) -> np.ndarray:
-        return np.concatenate([z[k][s], data[k][s]["g"]], axis=1)
+        extra = [width_physics(z[k][s], data[k][s]["g"])] if pool == "widths" else []
+        return np.concatenate([z[k][s], data[k][s]["g"], *extra], axis=1)
 
     make = MLPProbe if kind == "mlp" else Probe
     fitted = {geo: make().fit(with_geo("in_family", train_seed) if geo
@@ -208,9 +265,11 @@ def main() -> None:
     p.add_argument("--test-seed", type=int, default=7)
     p.add_argument("--sets", nargs="+", default=["in_family", "held_out"],
                    choices=["in_family", "held_out", "base"])
-    p.add_argument("--pool", choices=["global", "profile"], default="global",
+    p.add_argument("--pool", choices=POOLS, default="global",
                    help="global: the features the heads see; profile: the last stage averaged "
-                        "along the hull, keeping where across it each channel fires")
+                        "along the hull, keeping where across it each channel fires; widths: "
+                        "the part head's widths across the hull (+geometry rows add the "
+                        "freeboards in metres they give)")
     p.add_argument("--probe", choices=["linear", "mlp"], default="linear",
                    help="linear: logistic regression; mlp: one hidden layer of 64")
     p.add_argument("--out", type=Path, help="write the figures here as JSON")
