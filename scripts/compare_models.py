@@ -60,13 +60,22 @@ def paired(y: np.ndarray, p_ref: np.ndarray, p_new: np.ndarray, draws: int = 200
             "only_new_right": int((d > 0).sum()), "only_ref_right": int((d < 0).sum())}
 
 
-def compare(models: list[Path], seed: int, n: int, sets: tuple[str, ...]) -> dict[str, Any]:
+def compare(models: list[Path], seed: int, n: int, sets: tuple[str, ...],
+            train_config: Path | None = None) -> dict[str, Any]:
     """Score every model, with and without geometry, on fresh sets; pair each with the first.
 
     Each model is judged on its own view of the same scenes (as ``evaluate_model.py`` does).
 
+    Args:
+        models: the reference first, then the candidates.
+        seed: the scenes' seed.
+        n: chips per set.
+        sets: names from ``SETS``.
+        train_config: the training renderer the sets derive from (default: the recipe's).
+
     Raises:
-        SystemExit: a model file that does not exist or is named twice, or an unknown set.
+        SystemExit: a model file that does not exist or is named twice, an unknown set, or a
+            one-axis set of an axis the training renderer does not randomise.
     """
     for f in models:
         if not f.is_file():
@@ -77,7 +86,12 @@ def compare(models: list[Path], seed: int, n: int, sets: tuple[str, ...]) -> dic
     if bad:
         sys.exit(f"compare_models: unknown set(s) {bad}; choose from {list(SETS)}")
     loaded = [load_model(f) for f in models]
-    cfgs = {**configs(), **per_axis_configs(configs()["in_family"])}
+    base = configs(train_config)
+    cfgs = {**base, **per_axis_configs(base["in_family"])}
+    fixed = [k for k in sets if k not in cfgs]
+    if fixed:
+        sys.exit(f"compare_models: {fixed}: the training renderer does not randomise that axis, "
+                 f"so it has no held-out family; name a --train-config that does")
     with mp.get_context("spawn").Pool(2) as pool:
         views = {spec: {k: render_set(cfgs[k], seed, n, spec, pool) for k in sets}
                  for spec in {m.spec for m in loaded}}
@@ -125,12 +139,15 @@ def main() -> None:
                    help="the scenes' seed; evaluate_model.py judges on 2, so not 2")
     p.add_argument("--n", type=int, default=3000, help="chips per set")
     p.add_argument("--sets", nargs="+", default=["held_out", "in_family"], choices=SETS)
+    p.add_argument("--train-config", type=Path, default=None,
+                   help="the training renderer the sets derive from (default: "
+                        "configs/synth_train.yaml)")
     p.add_argument("--out", type=Path, help="write the figures here as JSON")
     a = p.parse_args()
     if len(a.models) < 2:
         sys.exit("compare_models: give the reference model and at least one candidate")
     t0 = time.time()
-    res = compare(a.models, a.seed, a.n, tuple(a.sets))
+    res = compare(a.models, a.seed, a.n, tuple(a.sets), a.train_config)
     res["seconds"] = round(time.time() - t0)
     report(res)
     if a.out:

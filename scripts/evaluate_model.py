@@ -4,7 +4,8 @@
 
 Renders (seeded, nothing stored but the figures):
   * in-family: the training renderer's families (configs/synth_train.yaml), seed 2;
-  * held-out: every axis drawn from its held-out family only (shipload.synth.appearance.HELD_OUT);
+  * held-out: every axis drawn from its held-out family only (shipload.synth.appearance.HELD_OUT,
+    of the axes the training renderer randomises);
   * base: the plain renderer (configs/synth.yaml), as the earlier cards' held-out set.
 For each model, with and without the geometry input: accuracy (overall and per GSD band),
 AUROC, the share called laden, load and freeboard errors. Then the physical bound with and
@@ -41,14 +42,17 @@ from shipload.export import load_model  # noqa: E402
 from shipload.metrics import auroc  # noqa: E402
 from shipload.oracle import oracle_bound  # noqa: E402
 from shipload.synth import SynthConfig, recut, sample_scene, write_dataset  # noqa: E402
-from shipload.synth.appearance import HELD_OUT  # noqa: E402
+from shipload.synth.appearance import held_out_axes  # noqa: E402
 from shipload.view import InputSpec, prepare_view  # noqa: E402
 
 
-def configs() -> dict[str, SynthConfig]:
-    train = load_yaml(SynthConfig, REPO / "configs" / "synth_train.yaml")
+def configs(train_config: Path | None = None) -> dict[str, SynthConfig]:
+    """The judged renderers: the training looks (``train_config``, by default the recipe's
+    configs/synth_train.yaml), the held-out families of the axes it randomises, the base."""
+    train = load_yaml(SynthConfig, train_config or REPO / "configs" / "synth_train.yaml")
     held = dataclasses.replace(train, appearance=dataclasses.replace(
-        train.appearance, **{a: (f,) for a, f in HELD_OUT.items()}))
+        train.appearance, **{a: (f,) for a, f in held_out_axes(
+            train.appearance.families()).items()}))
     return {"in_family": train, "held_out": held,
             "base": load_yaml(SynthConfig, REPO / "configs" / "synth.yaml")}
 
@@ -56,7 +60,8 @@ def configs() -> dict[str, SynthConfig]:
 def per_axis_configs(train: SynthConfig) -> dict[str, SynthConfig]:
     """One held-out family at a time, the other axes from the training families."""
     return {f"held_out_{a}": dataclasses.replace(train, appearance=dataclasses.replace(
-        train.appearance, **{a: (f,)})) for a, f in HELD_OUT.items()}
+        train.appearance, **{a: (f,)})) for a, f in held_out_axes(
+            train.appearance.families()).items()}
 
 
 def own_views(model: Path, baseline: Path) -> dict[str, InputSpec]:
@@ -233,7 +238,7 @@ def main() -> None:
     cfgs = configs()
     res: dict[str, Any] = {"model": str(a.model.relative_to(REPO) if a.model.is_relative_to(
         REPO) else a.model), "baseline": str(a.baseline.name), "n": a.n, "sets": {},
-        "held_out_families": HELD_OUT}
+        "held_out_families": held_out_axes(cfgs["in_family"].appearance.families())}
     with mp.get_context("spawn").Pool(2) as pool:
         views = {s: ({k: render_set(c, 2, a.n, s, pool) for k, c in cfgs.items()},
                      {k: framing_sets(cfgs[k], s, pool, a.framing_n)

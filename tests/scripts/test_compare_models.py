@@ -48,3 +48,6 @@ def test_compare_refuses_missing_model_and_unknown_set(tmp_path: Path) -> None:
         compare([shipped, shipped], seed=7, n=4, sets=("held_out",))
     with pytest.raises(SystemExit, match="unknown set"):
         compare([shipped, REPO / "models" / "init" / "stage12.pt"], seed=7, n=4, sets=("mars",))
+    with pytest.raises(SystemExit, match="does not randomise"):  # the recipe's deck is fixed
+        compare([shipped, REPO / "models" / "init" / "stage12.pt"], seed=7, n=4,
+                sets=("held_out_layout",))

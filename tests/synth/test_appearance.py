@@ -94,3 +94,45 @@ def test_patched_paint_lays_blotches_of_a_second_paint_on_the_ship_only() -> Non
     assert 0.05 < patched < 0.8  # part of the ship is repainted...
     near = cv2.dilate((sum(a.layers.values()) > 0).astype(np.uint8), np.ones((7, 7), np.uint8))
     assert float(diff[near == 0].max()) < 0.01  # ...and none of the water (beyond the blur)
+
+
+def test_layouts_move_deck_equipment_never_the_hull() -> None:
+    """The layout families redraw what stands on the deck; the hull's outline, side, band,
+    shadow and cue widths stay those of the standard deck, and the standard deck is the base
+    renderer's, draw for draw."""
+    from shipload.synth.geometry import Projector, ship_shapes
+
+    base = dataclasses.replace(SynthConfig(), sensor=dataclasses.replace(
+        SynthConfig().sensor, max_chip_px=200))
+    standard = dataclasses.replace(base, appearance=AppearanceConfig(randomize=True))
+    changed = 0
+    for fam in ("varied", "cluttered"):
+        cfg = dataclasses.replace(base, appearance=AppearanceConfig(randomize=True,
+                                                                    layout=(fam,)))
+        for i in range(4):
+            a, b = sample_scene(standard, 4, i), sample_scene(cfg, 4, i)
+            assert a.look is not None and b.look is not None
+            assert a.look.families["layout"] == "standard" and b.look.families["layout"] == fam
+            # Every other draw of the look is the standard one's.
+            assert dataclasses.replace(b.look, families=a.look.families, rack_offset=0.0,
+                                       manifolds=(0.0,), super_half_width=0.42, deck_items=(),
+                                       item_rgb=()) == a.look
+            sa, sb = (ship_shapes(s, Projector.for_scene(s)) for s in (a, b))
+            for part in ("hull_shadow", "hull_side", "band", "deck", "waterline"):
+                pa, pb = getattr(sa, part), getattr(sb, part)
+                assert (pa is None and pb is None) or np.array_equal(pa, pb)
+            assert render(a).cues == render(b).cues
+            changed += int(len(sb.deck_items) > 0 or sb.manifold is None
+                           or not np.array_equal(sa.pipe_rack, sb.pipe_rack))
+            img = render(b).rgb
+            assert np.isfinite(img).all() and img.min() >= 0 and img.max() <= 1
+    assert changed == 8  # every varied and cluttered deck differs from the standard one
+
+
+def test_an_axis_fixed_in_training_is_not_held_out() -> None:
+    from shipload.synth.appearance import held_out_axes
+
+    fixed = AppearanceConfig(randomize=True).families()  # layout: standard only
+    assert "layout" not in held_out_axes(fixed) and held_out_axes(fixed)["paint"] == "two_tone"
+    free = AppearanceConfig(randomize=True, layout=("standard", "varied")).families()
+    assert held_out_axes(free)["layout"] == "cluttered"

@@ -25,16 +25,41 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "light": ("standard", "wide"),
     "sensor": ("clean", "tone", "harsh"),
     "style": ("shaded", "flat", "textured"),
+    # Deck equipment and the accommodation block's footprint: ``standard`` is the base
+    # renderer's deck (a centreline pipe rack, one manifold); ``varied`` moves and multiplies
+    # what a tanker's deck carries (racks off the centreline, manifolds, tank domes, cranes and
+    # kingposts, a wider or narrower block); ``cluttered`` strews boxes of any size, colour and
+    # height (up to 6 m) over the deck, a deckhouse forward and a helideck. The hull, its
+    # freeboard, shadow and layover never change.
+    "layout": ("standard", "varied", "cluttered"),
 }
+# Axes whose family is drawn first, in this order (a look's colours follow them in its
+# generator, so adding an axis after them leaves every earlier look's draws as they were).
+_FIRST_AXES = ("paint", "water", "light", "sensor", "style")
 # The families the shipped recipe never trains on: the out-of-distribution check of the card.
+# An axis the training renderer does not randomise (one family allowed) is not part of the
+# held-out test (``held_out_axes``): layouts stay ``standard`` where a config names none.
 HELD_OUT: dict[str, str] = {"paint": "two_tone", "water": "blotchy", "sensor": "harsh",
-                            "style": "textured"}
+                            "style": "textured", "layout": "cluttered"}
+# A box on the deck: (x, y) centre in ship lengths from midships and beams from the
+# centreline, (half-length in L, half-width in B), height above the deck (m), and its grey
+# level, or a negative value for a random colour's index into the look's ``item_rgb``.
+DeckItem = tuple[float, float, float, float, float, float]
 
 
 def in_family(held_out: dict[str, str] | None = None) -> dict[str, tuple[str, ...]]:
     """Every family except the held-out one of each axis (the training families)."""
     ho = HELD_OUT if held_out is None else held_out
     return {a: tuple(f for f in fams if f != ho.get(a)) for a, fams in FAMILIES.items()}
+
+
+def held_out_axes(train: dict[str, tuple[str, ...]]) -> dict[str, str]:
+    """The held-out family of each axis that a training renderer randomises (``HELD_OUT``).
+
+    An axis fixed to one family in training (as ``layout`` is in configs that name none) is
+    left as it is in the held-out sets too: the model never had to ignore it.
+    """
+    return {a: f for a, f in HELD_OUT.items() if len(train.get(a, FAMILIES[a])) > 1}
 
 
 def check_families(families: dict[str, tuple[str, ...]]) -> None:
@@ -76,6 +101,11 @@ class Look:
         posterize: levels per band (0: none).
         cloud_shadow: strength of a cloud's shadow patch (0: none).
         jetty: draw a jetty across the water, perpendicular to the hull.
+        rack_offset: the pipe rack's offset from the centreline, in beams.
+        manifolds: ship-frame x of each cargo manifold, in ship lengths from midships.
+        super_half_width: half the accommodation block's width, in beams.
+        deck_items: further boxes on the deck (``DeckItem``).
+        item_rgb: colours of the items that ask for one.
     """
 
     families: dict[str, str] = field(default_factory=dict)
@@ -101,6 +131,11 @@ class Look:
     posterize: int = 0
     cloud_shadow: float = 0.0
     jetty: bool = False
+    rack_offset: float = 0.0
+    manifolds: tuple[float, ...] = (0.0,)
+    super_half_width: float = 0.42
+    deck_items: tuple[DeckItem, ...] = ()
+    item_rgb: tuple[tuple[float, float, float], ...] = ()
 
     def describe(self) -> str:
         """``axis=family`` pairs, for the manifest's ``look`` column."""
@@ -114,7 +149,7 @@ def sample_look(rng: np.random.Generator, families: dict[str, tuple[str, ...]]) 
         rng: the chip's appearance generator (independent of its scene draws).
         families: allowed families per axis (axes left out use every family).
     """
-    fam = {a: str(rng.choice(list(families.get(a, FAMILIES[a])))) for a in FAMILIES}
+    fam = {a: str(rng.choice(list(families.get(a, FAMILIES[a])))) for a in _FIRST_AXES}
     lk = Look(families=fam)
     if fam["paint"] == "random":
         lk.hull_rgb, lk.deck_rgb = _rand_rgb(rng), _rand_rgb(rng)
@@ -151,7 +186,49 @@ def sample_look(rng: np.random.Generator, families: dict[str, tuple[str, ...]]) 
     if fam["style"] == "textured":
         lk.texture = float(rng.uniform(0.1, 0.35))
     lk.jetty = bool(rng.random() < 0.15)
+    # Drawn last, and only when there is a choice, so that configs naming one layout (the
+    # standard deck by default) keep every look they drew before the axis existed.
+    layouts = list(families.get("layout", ("standard",)))
+    fam["layout"] = str(rng.choice(layouts)) if len(layouts) > 1 else layouts[0]
+    _draw_layout(lk, fam["layout"], rng)
     return lk
+
+
+def _draw_layout(lk: Look, family: str, rng: np.random.Generator) -> None:
+    """The deck's equipment for a layout family, in place (``standard``: as drawn before)."""
+    if family == "standard":
+        return
+    items: list[DeckItem] = []
+    if family == "varied":
+        lk.rack_offset = float(rng.uniform(-0.2, 0.2))
+        lk.manifolds = tuple(float(x) for x in rng.uniform(-0.12, 0.12, int(rng.integers(1, 4))))
+        lk.super_half_width = float(rng.uniform(0.3, 0.48))
+        if rng.random() < 0.6:  # a row of tank domes / hatches each side of the rack
+            n = int(rng.integers(5, 13))
+            y = float(rng.uniform(0.15, 0.3))
+            for x in np.linspace(-0.3, 0.35, n):
+                for side in (-1, 1):
+                    items.append((float(x), side * y, 0.006, 0.03, float(rng.uniform(0.5, 1.5)),
+                                  0.6))
+        for _ in range(int(rng.integers(0, 5))):  # cranes and kingposts: small, tall
+            items.append((float(rng.uniform(-0.3, 0.35)), float(rng.uniform(-0.3, 0.3)), 0.004,
+                          0.025, float(rng.uniform(3.0, 6.0)), float(rng.uniform(0.3, 0.9))))
+    else:  # cluttered
+        lk.rack_offset = float(rng.uniform(-0.3, 0.3))
+        lk.manifolds = tuple(float(x) for x in rng.uniform(-0.2, 0.2, int(rng.integers(0, 3))))
+        lk.super_half_width = float(rng.uniform(0.25, 0.48))
+        lk.item_rgb = tuple(_rand_rgb(rng) for _ in range(3))
+        for _ in range(int(rng.integers(8, 30))):
+            items.append((float(rng.uniform(-0.32, 0.38)), float(rng.uniform(-0.3, 0.3)),
+                          float(rng.uniform(0.004, 0.04)), float(rng.uniform(0.02, 0.15)),
+                          float(rng.uniform(0.3, 6.0)),
+                          float(-1 - rng.integers(3)) if rng.random() < 0.5
+                          else float(rng.uniform(0.2, 0.95))))
+        if rng.random() < 0.5:  # a deckhouse forward
+            items.append((0.36, 0.0, 0.02, 0.3, float(rng.uniform(2.5, 5.0)), 0.85))
+        if rng.random() < 0.3:  # a helideck amidships: a pale square
+            items.append((float(rng.uniform(-0.05, 0.1)), 0.0, 0.035, 0.3, 1.5, 0.9))
+    lk.deck_items = tuple(items)
 
 
 def water(look: Look, size: int, gsd_m: float, base_rgb: np.ndarray,

@@ -129,11 +129,13 @@ class ShipShapes:
     funnel_side: Poly
     funnel_roof: Poly
     pipe_rack: Poly
-    manifold: Poly
+    manifold: Poly | None  # none on some ``cluttered`` decks
     bulb: Poly | None
     rudder: Poly | None
     side_normal: np.ndarray  # (2,) image-plane outward normal of the visible hull side
     waterline: Poly
+    # The layout's further deck boxes (``appearance.DeckItem``): (side, roof, grey or colour).
+    deck_items: tuple[tuple[Poly, Poly, float], ...] = ()
 
 
 def freeboard_along(s: Scene, x: np.ndarray) -> np.ndarray:
@@ -170,7 +172,8 @@ def ship_shapes(s: Scene, proj: Projector) -> ShipShapes:
     # Accommodation block at the stern, white, with the funnel just aft of its top.
     x0 = -L / 2 + 0.04 * L
     x1 = x0 + s.superstructure_len_frac * L
-    w = 0.42 * B
+    lk = s.look  # the deck's layout (``appearance.FAMILIES["layout"]``): never the hull's
+    w = (lk.super_half_width if lk is not None else 0.42) * B
     box = np.array([[x0, -w], [x1, -w], [x1, w], [x0, w]])
     z0 = float(freeboard_along(s, np.array([(x0 + x1) / 2]))[0])
     z1 = z0 + s.superstructure_height_m
@@ -186,10 +189,15 @@ def ship_shapes(s: Scene, proj: Projector) -> ShipShapes:
     super_shadow = convex_hull(super_shadow, proj.cast(fbox, z2))
 
     # Deck details: a centreline pipe rack and a transverse manifold midships (1 m above deck).
-    pr = np.array([[x1, -0.6], [0.40 * L, -0.6], [0.40 * L, 0.6], [x1, 0.6]])
+    ry = (lk.rack_offset if lk is not None else 0.0) * B
+    pr = np.array([[x1, ry - 0.6], [0.40 * L, ry - 0.6], [0.40 * L, ry + 0.6], [x1, ry + 0.6]])
     pipe_rack = proj.seen(pr, freeboard_along(s, pr[:, 0]) + 1.0)
-    mf = np.array([[-1.2, -0.4 * B], [1.2, -0.4 * B], [1.2, 0.4 * B], [-1.2, 0.4 * B]])
-    manifold = proj.seen(mf, s.freeboard_m + 1.0)
+    mfs = [proj.seen(np.array([[x - 1.2, -0.4 * B], [x + 1.2, -0.4 * B], [x + 1.2, 0.4 * B],
+                               [x - 1.2, 0.4 * B]]), float(freeboard_along(s, np.array([x]))[0])
+                     + 1.0) for x in (np.array(lk.manifolds if lk is not None else (0.0,)) * L)]
+    manifold = mfs[0] if mfs else None
+    # Further manifolds in the manifold's grey (0.5), then the layout's boxes.
+    items = [(m, m, 0.5) for m in mfs[1:]] + _deck_items(s, proj)
 
     # Bulbous bow and rudder/propeller: tops break the surface only in ballast.
     span = s.fb_ballast_m - s.fb_laden_m
@@ -221,7 +229,24 @@ def ship_shapes(s: Scene, proj: Projector) -> ShipShapes:
         n = -n
     return ShipShapes(hull_shadow, super_shadow, hull_side, band, deck, forecastle, super_side,
                       super_roof, funnel_side, funnel_roof, pipe_rack, manifold, bulb, rudder, n,
-                      wl)
+                      wl, tuple(items))
+
+
+def _deck_items(s: Scene, proj: Projector) -> list[tuple[Poly, Poly, float]]:
+    """The look's further deck boxes, seen: (side faces, roof, grey level or colour index)."""
+    if s.look is None:
+        return []
+    L, B = s.length_m, s.beam_m
+    out = []
+    for x, y, hl, hw, h, shade in s.look.deck_items:
+        box = np.array([[x - hl, y - hw], [x + hl, y - hw], [x + hl, y + hw], [x - hl, y + hw]])
+        box = box * np.array([L, B])
+        # Inside the deck's edge, so the hull's outline, shadow and layover stay the hull's.
+        box[:, 1] = np.clip(box[:, 1], -0.45 * B, 0.45 * B)
+        z0 = float(freeboard_along(s, np.array([x * L]))[0])
+        out.append((convex_hull(proj.seen(box, z0), proj.seen(box, z0 + h)),
+                    proj.seen(box, z0 + h), shade))
+    return out
 
 
 @dataclass(frozen=True)

@@ -197,6 +197,8 @@ class AppearanceConfig:
         light: shadow darkness, penumbra and ambient-colour families.
         sensor: tone-curve and sensor-artefact families.
         style: drawing-style families (shaded, flat, textured).
+        layout: deck-equipment and accommodation-footprint families (standard, varied,
+            cluttered); only the base renderer's ``standard`` deck unless named.
     """
 
     randomize: bool = False
@@ -205,6 +207,7 @@ class AppearanceConfig:
     light: tuple[str, ...] = FAMILIES["light"]
     sensor: tuple[str, ...] = FAMILIES["sensor"]
     style: tuple[str, ...] = FAMILIES["style"]
+    layout: tuple[str, ...] = ("standard",)
 
     def __post_init__(self) -> None:
         check_families(self.families())

@@ -105,6 +105,11 @@ def _paint_ship(s: Scene, shapes: ShipShapes, rgb: np.ndarray, cov: np.ndarray, 
     part("forecastle", shapes.forecastle, deck * 1.12 * deck_light)
     part("pipe_rack", shapes.pipe_rack, np.array([0.55, 0.55, 0.52]) * deck_light)
     part("manifold", shapes.manifold, np.array([0.5, 0.5, 0.48]) * deck_light)
+    for side, roof, shade in shapes.deck_items:  # the layout's boxes: deck equipment
+        c = (np.array(lk.item_rgb[int(-shade) - 1]) if lk is not None and shade < 0
+             else np.full(3, shade))
+        part("manifold", side, c * 0.8 * side_light)
+        part("manifold", roof, c * deck_light)
     part("super_side", shapes.super_side, white * side_light)
     part("super_roof", shapes.super_roof, white * deck_light)
     part("funnel_side", shapes.funnel_side, funnel * side_light)
