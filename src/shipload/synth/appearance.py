@@ -147,7 +147,8 @@ def sample_look(rng: np.random.Generator, families: dict[str, tuple[str, ...]]) 
 
     Args:
         rng: the chip's appearance generator (independent of its scene draws).
-        families: allowed families per axis (axes left out use every family).
+        families: allowed families per axis (axes left out use every family, but
+            ``layout``, which keeps the standard deck).
     """
     fam = {a: str(rng.choice(list(families.get(a, FAMILIES[a])))) for a in _FIRST_AXES}
     lk = Look(families=fam)

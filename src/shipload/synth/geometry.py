@@ -188,7 +188,8 @@ def ship_shapes(s: Scene, proj: Projector) -> ShipShapes:
     funnel_roof = proj.seen(fbox, z2)
     super_shadow = convex_hull(super_shadow, proj.cast(fbox, z2))
 
-    # Deck details: a centreline pipe rack and a transverse manifold midships (1 m above deck).
+    # Deck details: a pipe rack (on the centreline unless the layout moves it) and transverse
+    # manifolds (one midships on the standard deck), 1 m above the deck.
     ry = (lk.rack_offset if lk is not None else 0.0) * B
     pr = np.array([[x1, ry - 0.6], [0.40 * L, ry - 0.6], [0.40 * L, ry + 0.6], [x1, ry + 0.6]])
     pipe_rack = proj.seen(pr, freeboard_along(s, pr[:, 0]) + 1.0)
