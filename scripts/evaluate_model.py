@@ -70,9 +70,10 @@ def own_views(model: Path, baseline: Path) -> dict[str, InputSpec]:
     return {"model": load_model(model).spec, "baseline": load_model(baseline).spec}
 
 
-def add_per_axis(res: dict[str, Any], model: Path, baseline: Path, n: int) -> None:
+def add_per_axis(res: dict[str, Any], model: Path, baseline: Path, n: int,
+                 train_config: Path | None = None) -> None:
     """Accuracy on sets where a single axis comes from its held-out family (in place)."""
-    cfgs = per_axis_configs(configs()["in_family"])
+    cfgs = per_axis_configs(configs(train_config)["in_family"])
     specs = own_views(model, baseline)
     with mp.get_context("spawn").Pool(2) as pool:
         views = {s: {k: render_set(c, 2, n, s, pool) for k, c in cfgs.items()}
@@ -220,12 +221,15 @@ def main() -> None:
     p.add_argument("--parts-n", type=int, default=300,
                    help="chips per set for the part head's IoU (models trained with parts)")
     p.add_argument("--out", type=Path, default=REPO / "models" / "eval" / "metrics.json")
+    p.add_argument("--train-config", type=Path, default=None,
+                   help="the training renderer the judged sets derive from (default: "
+                        "configs/synth_train.yaml, the recipe's)")
     p.add_argument("--per-axis-only", action="store_true",
                    help="only add the one-held-out-axis-at-a-time sets to an existing --out")
     a = p.parse_args()
     if a.per_axis_only:
         res = json.loads(a.out.read_text())
-        add_per_axis(res, a.model, a.baseline, a.n)
+        add_per_axis(res, a.model, a.baseline, a.n, a.train_config)
         a.out.write_text(json.dumps(res, indent=2) + "\n")
         report(res)
         return
@@ -235,7 +239,7 @@ def main() -> None:
     t0 = time.time()
     specs = own_views(a.model, a.baseline)
     spec = specs["model"]
-    cfgs = configs()
+    cfgs = configs(a.train_config)
     res: dict[str, Any] = {"model": str(a.model.relative_to(REPO) if a.model.is_relative_to(
         REPO) else a.model), "baseline": str(a.baseline.name), "n": a.n, "sets": {},
         "held_out_families": held_out_axes(cfgs["in_family"].appearance.families())}
@@ -268,7 +272,7 @@ def main() -> None:
         res["oracle"] = {"without_geometry": oracle_bound(tr / "labels.csv", ev / "labels.csv"),
                          "with_geometry": oracle_bound(tr / "labels.csv", ev / "labels.csv",
                                                        geometry=True)}
-    add_per_axis(res, a.model, a.baseline, a.n)
+    add_per_axis(res, a.model, a.baseline, a.n, a.train_config)
     ious = {k: part_iou(a.model, cfgs[k], a.parts_n) for k in ("in_family", "held_out")}
     if all(v is not None for v in ious.values()):
         res["part_iou"] = {"n": a.parts_n, **ious}
