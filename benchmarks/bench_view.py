@@ -29,7 +29,6 @@ from shipload.config import load_yaml
 from shipload.contract import InputSpec
 from shipload.data.stream import chip_from_scene
 from shipload.synth import SynthConfig, recut, sample_scene
-from shipload.synth.appearance import held_out_axes
 from shipload.view import axis_from_heading, prepare_view
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,9 +38,7 @@ CUTS = {"tight": (1.1, 0.0), "loose": (2.0, 0.1)}
 def kinds() -> dict[str, tuple[SynthConfig, str]]:
     """Kind name → (renderer configuration, cut)."""
     train = load_yaml(SynthConfig, REPO / "configs" / "synth_train.yaml")
-    held = dataclasses.replace(train, appearance=dataclasses.replace(
-        train.appearance, **{a: (f,) for a, f in held_out_axes(
-            train.appearance.families()).items()}))
+    held = dataclasses.replace(train, appearance=train.appearance.held_out())
     base = load_yaml(SynthConfig, REPO / "configs" / "synth.yaml")
     quay = dataclasses.replace(base, nuisance=dataclasses.replace(
         base.nuisance, quay=1.0, neighbour=0.5))

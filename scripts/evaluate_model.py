@@ -50,18 +50,15 @@ def configs(train_config: Path | None = None) -> dict[str, SynthConfig]:
     """The judged renderers: the training looks (``train_config``, by default the recipe's
     configs/synth_train.yaml), the held-out families of the axes it randomises, the base."""
     train = load_yaml(SynthConfig, train_config or REPO / "configs" / "synth_train.yaml")
-    held = dataclasses.replace(train, appearance=dataclasses.replace(
-        train.appearance, **{a: (f,) for a, f in held_out_axes(
-            train.appearance.families()).items()}))
+    held = dataclasses.replace(train, appearance=train.appearance.held_out())
     return {"in_family": train, "held_out": held,
             "base": load_yaml(SynthConfig, REPO / "configs" / "synth.yaml")}
 
 
 def per_axis_configs(train: SynthConfig) -> dict[str, SynthConfig]:
     """One held-out family at a time, the other axes from the training families."""
-    return {f"held_out_{a}": dataclasses.replace(train, appearance=dataclasses.replace(
-        train.appearance, **{a: (f,)})) for a, f in held_out_axes(
-            train.appearance.families()).items()}
+    return {f"held_out_{a}": dataclasses.replace(train, appearance=train.appearance.held_out(a))
+            for a in held_out_axes(train.appearance.families())}
 
 
 def own_views(model: Path, baseline: Path) -> dict[str, InputSpec]:

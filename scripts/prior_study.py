@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from evaluate_model import configs, render_set, run  # noqa: E402
+from evaluate_model import REPO, configs, render_set, run  # noqa: E402
 
 from shipload.adapt import adabn  # noqa: E402
 from shipload.export import load_model  # noqa: E402
@@ -126,7 +126,7 @@ def report(res: dict[str, Any]) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", type=Path, default=Path("models/shipload.pt"))
+    p.add_argument("--model", type=Path, default=REPO / "models" / "shipload.pt")
     p.add_argument("--seed", type=int, default=5, help="the scenes' seed (the card judges on 2)")
     p.add_argument("--n", type=int, default=3000, help="scenes rendered per set")
     p.add_argument("--subset", type=int, default=1000, help="chips in each skewed subset")

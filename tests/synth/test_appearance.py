@@ -136,3 +136,15 @@ def test_an_axis_fixed_in_training_is_not_held_out() -> None:
     assert "layout" not in held_out_axes(fixed) and held_out_axes(fixed)["paint"] == "two_tone"
     free = AppearanceConfig(randomize=True, layout=("standard", "varied")).families()
     assert held_out_axes(free)["layout"] == "cluttered"
+
+
+def test_held_out_config_swaps_only_the_randomised_axes() -> None:
+    train = AppearanceConfig(randomize=True, **{a: f for a, f in in_family().items()
+                                               if a != "layout"})
+    held = train.held_out()
+    assert held.paint == ("two_tone",) and held.style == ("textured",)
+    assert held.layout == ("standard",) and held.light == train.light  # fixed, or no held-out
+    one = train.held_out("water")
+    assert one.water == ("blotchy",) and one.paint == train.paint
+    with pytest.raises(KeyError):
+        train.held_out("layout")  # the recipe fixes the deck: nothing to hold out

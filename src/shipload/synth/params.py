@@ -12,7 +12,7 @@ from typing import Literal
 
 import numpy as np
 
-from shipload.synth.appearance import FAMILIES, Look, check_families, sample_look
+from shipload.synth.appearance import FAMILIES, Look, check_families, held_out_axes, sample_look
 
 Range = tuple[float, float]
 
@@ -215,6 +215,20 @@ class AppearanceConfig:
     def families(self) -> dict[str, tuple[str, ...]]:
         """Allowed families by axis."""
         return {a: tuple(getattr(self, a)) for a in FAMILIES}
+
+    def held_out(self, axis: str | None = None) -> AppearanceConfig:
+        """The looks a model trained on this config is judged on.
+
+        Each axis this config randomises (or only ``axis``) is drawn from its held-out family
+        alone (``appearance.held_out_axes``); the other axes are left as they are.
+
+        Raises:
+            KeyError: ``axis`` is not one this config randomises.
+        """
+        ho = held_out_axes(self.families())
+        pick = ho if axis is None else {axis: ho[axis]}
+        swap: dict[str, object] = {a: (f,) for a, f in pick.items()}
+        return dataclasses.replace(self, **swap)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
