@@ -54,3 +54,8 @@ def test_study_adapts_and_reports_each_share() -> None:
         assert r["truth_share"] == pytest.approx(share)
         assert 0 <= r["em_estimated_share"] <= 1
         assert 0 <= r["accuracy_adapted_em"] <= 1
+
+
+def test_study_refuses_a_missing_model(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="not found"):
+        study(tmp_path / "nope.pt", seed=5, n=8, subset=4)

@@ -76,3 +76,15 @@ def test_part_widths_measure_bands_across_the_hull_and_physics_turns_them_into_m
     fb_shadow, fb_side, band, beam = np.expm1(width_physics(w, g)[0])
     assert fb_shadow == pytest.approx(3.0) and fb_side == pytest.approx(3.0)
     assert band == pytest.approx(0.0, abs=1e-4) and beam == pytest.approx(10.0)
+
+
+def test_widths_need_a_part_head() -> None:
+    from probe_features import features
+
+    from shipload.model.backbones import ShiploadNet
+
+    net = ShiploadNet(backbone="mobilenet_v3_small")  # no part decoder on a torchvision body
+    d = {"x": np.zeros((2, 3, 120, 160), np.uint8), "g": np.zeros((2, 16), np.float32)}
+    with pytest.raises(SystemExit, match="needs a model with a part head"):
+        features(net, d, "widths")
+    assert features(net, d, "global").shape[0] == 2  # the other pools still read it
