@@ -41,6 +41,8 @@ def test_compare_judges_both_models_on_the_same_fresh_chips() -> None:
 
 
 def test_compare_refuses_missing_model_and_unknown_set(tmp_path: Path) -> None:
+    fixed = tmp_path / "fixed_deck.yaml"  # a training renderer that never varies the deck
+    fixed.write_text("appearance:\n  randomize: true\n  paint: [palette, random]\n")
     shipped = REPO / "models" / "shipload.pt"
     with pytest.raises(SystemExit, match="not found"):
         compare([shipped, tmp_path / "nope.pt"], seed=7, n=4, sets=("held_out",))
@@ -48,6 +50,6 @@ def test_compare_refuses_missing_model_and_unknown_set(tmp_path: Path) -> None:
         compare([shipped, shipped], seed=7, n=4, sets=("held_out",))
     with pytest.raises(SystemExit, match="unknown set"):
         compare([shipped, REPO / "models" / "init" / "stage12.pt"], seed=7, n=4, sets=("mars",))
-    with pytest.raises(SystemExit, match="does not randomise"):  # the recipe's deck is fixed
+    with pytest.raises(SystemExit, match="does not randomise"):
         compare([shipped, REPO / "models" / "init" / "stage12.pt"], seed=7, n=4,
-                sets=("held_out_layout",))
+                sets=("held_out_layout",), train_config=fixed)
