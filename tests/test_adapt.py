@@ -134,3 +134,34 @@ def test_bad_input_is_refused_and_nothing_is_written(base: Path, synth_set: Path
     out.write_text("x")
     with pytest.raises(UsageError, match="exists"):
         run_adapt([str(synth_set / "images")], out, model=base)
+
+
+def test_self_training_moves_only_the_batch_norm_affines(base: Path, synth_set: Path) -> None:
+    """``self_train`` (measured in scripts/adapt_study.py, not shipped in `adapt`) lowers the
+    entropy of the calls on the chips it sees, and nothing but the BN scales and shifts move."""
+    import torch
+
+    from shipload.adapt import _prepare, adabn, self_train
+    from shipload.export import load_model
+
+    m = load_model(base.with_suffix(".pt"))
+    chips = sorted(str(p) for p in (synth_set / "images").iterdir())
+    _, x, g, _ = _prepare(chips, m.spec, {})
+    adabn(m.net, x, g)
+
+    def entropy() -> float:
+        with torch.no_grad():
+            p = torch.softmax(m.net(torch.from_numpy(x), torch.from_numpy(g))[0], 1)
+        return float(-(p * p.clamp_min(1e-8).log()).sum(1).mean())
+
+    before = {k: v.clone() for k, v in m.net.state_dict().items()}
+    e0 = entropy()
+    rep = self_train(m.net, x, g, epochs=4, lr=1e-2, diversity=0.0, batch=16)
+    after = m.net.state_dict()
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    assert moved and all(k.endswith((".weight", ".bias")) for k in moved)
+    bn = {n for n, mod in m.net.named_modules()
+          if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm)}
+    assert all(k.rsplit(".", 1)[0] in bn for k in moved)  # no conv, no head, no statistics
+    assert entropy() < e0 and 0 <= rep["laden_after"] <= 1
+    assert all(p.requires_grad for p in m.net.parameters())  # flags restored as found

@@ -163,6 +163,86 @@ def fine_tune(net: Any, x: np.ndarray, g: np.ndarray, y: np.ndarray, lf: np.ndar
     net.eval()
 
 
+def self_train(net: Any, x: np.ndarray, g: np.ndarray, epochs: int = 3, lr: float = 1e-3,
+               diversity: float = 1.0, seed: int = 0, batch: int = 64) -> dict[str, float]:
+    """Unlabelled adaptation past AdaBN: information maximisation on the batch-norm affines.
+
+    TENT (Wang et al., 2021) lowers the entropy of the calls on the new chips; SHOT's
+    information maximisation (Liang et al., 2020) adds the entropy of the mean call so that the
+    calls do not collapse to one class (``diversity`` weighs it: it pulls the share called laden
+    toward a half, so it is a prior in disguise, measured in scripts/adapt_study.py). A flip
+    consistency term asks the same call of a chip and its flipped view (the view's axis is
+    ambiguous by 180°, so flips are free augmentations). Only the batch norms' scales and
+    shifts move (a few hundred numbers); their statistics stay as AdaBN left them. In place.
+
+    Args:
+        net: a ``ShiploadNet`` after ``adabn``.
+        x: (N, 3, H, W) float views.
+        g: (N, G) encoded geometry.
+        epochs: passes over the chips.
+        lr: Adam's rate.
+        diversity: weight of the mean call's entropy.
+        seed: batch order and flips.
+        batch: chips per step.
+
+    Returns:
+        The last epoch's mean entropy, the share called laden before and after.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from shipload.view import flip_geometry
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    bns = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    trainable = [p.requires_grad for p in net.parameters()]
+    for p in net.parameters():
+        p.requires_grad_(False)
+    params = [p for m in bns for p in (m.weight, m.bias) if p is not None]
+    for p in params:
+        p.requires_grad_(True)
+    opt = torch.optim.Adam(params, lr=lr)
+
+    def laden_share() -> float:
+        net.eval()
+        with torch.no_grad():
+            z = torch.cat([net(torch.from_numpy(x[i : i + 256]),
+                               torch.from_numpy(g[i : i + 256]))[0]
+                           for i in range(0, len(x), 256)])
+        return float((z.argmax(1) == 1).float().mean())
+
+    before = laden_share()
+    n, ent = len(x), math.nan
+    for _ in range(epochs):
+        net.eval()  # batch norms keep AdaBN's statistics; only their affines learn
+        ents = []
+        for idx in np.array_split(rng.permutation(n), max(1, math.ceil(n / batch))):
+            h = bool(rng.random() < 0.5)
+            v = bool(rng.random() < 0.5) or not h  # at least one flip
+            xb = x[idx]
+            xf = xb[..., ::-1] if h else xb
+            xf = xf[..., ::-1, :] if v else xf
+            p1 = F.softmax(net(torch.from_numpy(xb), torch.from_numpy(g[idx]))[0], 1)
+            p2 = F.softmax(net(torch.from_numpy(np.ascontiguousarray(xf)),
+                               torch.from_numpy(flip_geometry(g[idx], h, v)))[0], 1)
+            pm = (p1 + p2) / 2  # (B, 2)
+            h_each = -(pm * pm.clamp_min(1e-8).log()).sum(1).mean()
+            marg = pm.mean(0)
+            h_marg = -(marg * marg.clamp_min(1e-8).log()).sum()
+            consist = (p1 - p2).abs().sum(1).mean()
+            loss = h_each - diversity * h_marg + consist
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            ents.append(float(h_each.detach()))
+        ent = float(np.mean(ents))
+    for p, t in zip(net.parameters(), trainable):
+        p.requires_grad_(t)
+    net.eval()
+    return {"entropy": ent, "laden_before": before, "laden_after": laden_share()}
+
+
 def recalibrate(net: Any, x: np.ndarray, g: np.ndarray, y: np.ndarray,
                 prior: float = 0.01) -> tuple[float, float]:
     """Fit p(laden) = sigmoid(a * d + b) on labelled views and fold it into ``net``, in place.
