@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shipload.adapt import run_adapt
+from shipload.adapt import mix_warning, run_adapt, summary_line
 from shipload.errors import DataError, UsageError
 from shipload.export import export_onnx
 from shipload.inference import Predictor
@@ -47,6 +47,8 @@ def test_unlabelled_adaptation_changes_the_model(base: Path, synth_set: Path,
     meta = read_metadata(out)
     assert meta["adapt_method"] == "adabn" and meta["adapt_chips"] == "48"
     assert meta["adapted_from_sha256"] == sha256_file(base)
+    assert 0 <= rep["called_laden_before"] <= 1 and 0 <= rep["called_laden_after"] <= 1
+    assert "called laden" in summary_line(rep)
     assert len(meta["adapt_chips_sha256"]) == 64 and rep["max_abs_diff"] < 1e-4
     chips = sorted(str(p) for p in (synth_set / "images").iterdir())[:16]
     assert np.abs(_probs(out, chips) - _probs(base, chips)).max() > 1e-3  # it really moved
@@ -165,3 +167,15 @@ def test_self_training_moves_only_the_batch_norm_affines(base: Path, synth_set: 
     assert all(k.rsplit(".", 1)[0] in bn for k in moved)  # no conv, no head, no statistics
     assert entropy() < e0 and 0 <= rep["laden_after"] <= 1
     assert all(p.requires_grad for p in m.net.parameters())  # flags restored as found
+
+
+def test_a_one_sided_set_gets_a_warning_not_a_refusal() -> None:
+    """AdaBN on chips of mostly one state lost 4-5 points (models/eval/adapt_study.txt)."""
+    assert mix_warning(0.5) is None and mix_warning(0.2) is None and mix_warning(0.8) is None
+    for share in (0.05, 0.95):
+        w = mix_warning(share)
+        assert w is not None and f"{share:.0%}" in w and "both states" in w
+    rep = {"path": "a.onnx", "method": "adabn", "chips": 40, "unreadable": 0,
+           "called_laden_before": 0.9, "called_laden_after": 0.8, "max_abs_diff": 1e-6,
+           "mix_warning": mix_warning(0.9)}
+    assert summary_line(rep).splitlines()[1].startswith("warning: the base model calls 90%")

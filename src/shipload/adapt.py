@@ -9,6 +9,11 @@ leaning to one class) with two parameters, so a few dozen labels suffice and can
 ``--epochs N`` fine-tunes the network on the labels first; measured on held-out appearance
 families it did not help (models/README.md), so it is off by default. The result is a
 complete, self-describing ONNX file, written only after the same checks as ``export``.
+
+AdaBN assumes the chips mix both states: on sets 20 % or 80 % laden it lost 4-5 points, so
+``adapt`` warns when the base model calls the chips mostly one state. Self-training past AdaBN
+(``self_train``) collapsed to one class on held-out looks and is not used by ``adapt``
+(scripts/adapt_study.py, models/eval/adapt_study.txt).
 """
 
 from __future__ import annotations
@@ -204,15 +209,7 @@ def self_train(net: Any, x: np.ndarray, g: np.ndarray, epochs: int = 3, lr: floa
         p.requires_grad_(True)
     opt = torch.optim.Adam(params, lr=lr)
 
-    def laden_share() -> float:
-        net.eval()
-        with torch.no_grad():
-            z = torch.cat([net(torch.from_numpy(x[i : i + 256]),
-                               torch.from_numpy(g[i : i + 256]))[0]
-                           for i in range(0, len(x), 256)])
-        return float((z.argmax(1) == 1).float().mean())
-
-    before = laden_share()
+    before = called_laden(net, x, g)
     n, ent = len(x), math.nan
     for _ in range(epochs):
         net.eval()  # batch norms keep AdaBN's statistics; only their affines learn
@@ -240,7 +237,7 @@ def self_train(net: Any, x: np.ndarray, g: np.ndarray, epochs: int = 3, lr: floa
     for p, t in zip(net.parameters(), trainable):
         p.requires_grad_(t)
     net.eval()
-    return {"entropy": ent, "laden_before": before, "laden_after": laden_share()}
+    return {"entropy": ent, "laden_before": before, "laden_after": called_laden(net, x, g)}
 
 
 def recalibrate(net: Any, x: np.ndarray, g: np.ndarray, y: np.ndarray,
@@ -293,6 +290,35 @@ def recalibrate(net: Any, x: np.ndarray, g: np.ndarray, y: np.ndarray,
     return a, bias
 
 
+ONE_SIDED = 0.2  # base model calling fewer than this share of either class: warn
+
+
+def called_laden(net: Any, x: np.ndarray, g: np.ndarray) -> float:
+    """Share of the views that ``net`` calls laden (argmax of its calibrated logits)."""
+    import torch
+
+    net.eval()
+    with torch.no_grad():
+        z = torch.cat([net(torch.from_numpy(x[i : i + 256]), torch.from_numpy(g[i : i + 256]))[0]
+                       for i in range(0, len(x), 256)])
+    return float((z.argmax(1) == 1).float().mean())
+
+
+def mix_warning(share: float) -> str | None:
+    """A warning when the base model calls the chips mostly one state, else None.
+
+    AdaBN re-estimates the features' statistics on the chips, which assumes they mix both
+    states: on sets 20 % or 80 % laden it lost 4-5 points (models/eval/adapt_study.txt).
+    """
+    if ONE_SIDED <= share <= 1 - ONE_SIDED:
+        return None
+    return (f"the base model calls {share:.0%} of these chips laden: if they really are mostly "
+            "one state (one port's queue, one season), the statistics adapt learns are that "
+            "state's, not your sensor's, and the adapted model may be worse. Adapt on chips of "
+            "both states from many places and times, and judge it on labelled chips "
+            "(shipload evaluate) before you use it.")
+
+
 def chips_digest(paths: list[str]) -> str:
     """sha256 over the sorted chip files' names, sizes and contents' sha256."""
     from shipload.runtime import sha256_file
@@ -343,9 +369,12 @@ def run_adapt(chips: list[str], output: str | Path, model: str | Path | None = N
                         f"{MIN_CHIPS} (first error: {errors[0]})")
     lab = _read_labels(Path(labels), paths) if labels else {}
     net = m.net
+    share_before = called_laden(net, x, g)
     adabn(net, x, g)
     method = ["adabn"]
-    info: dict[str, Any] = {"chips": len(paths), "unreadable": len(errors)}
+    info: dict[str, Any] = {"chips": len(paths), "unreadable": len(errors),
+                            "called_laden_before": share_before,
+                            "mix_warning": mix_warning(share_before)}
     if lab:
         index = {p: i for i, p in enumerate(paths)}
         items = sorted(lab.items())
@@ -372,15 +401,18 @@ def run_adapt(chips: list[str], output: str | Path, model: str | Path | None = N
     parity_x, parity_g = x[:8], g[:8]
     rep = export_loaded(m, out, provenance=provenance, parity=(parity_x, parity_g),
                         weights_out=out.with_suffix(".pt"))
+    info["called_laden_after"] = called_laden(net, x, g)
     return {**rep, **info, "method": provenance["adapt_method"], "errors": errors[:5]}
 
 
 def summary_line(rep: dict[str, Any]) -> str:
     """One line for the CLI."""
-    return (f"wrote {rep['path']} ({rep['method']}; {rep['chips']} chips"
+    line = (f"wrote {rep['path']} ({rep['method']}; {rep['chips']} chips"
             f"{', ' + str(rep['unreadable']) + ' unreadable' if rep['unreadable'] else ''}); "
-            f"parity max |diff| {rep['max_abs_diff']:.1e}")
+            f"called laden {rep['called_laden_before']:.0%} before, "
+            f"{rep['called_laden_after']:.0%} after; parity max |diff| {rep['max_abs_diff']:.1e}")
+    return line + (f"\nwarning: {rep['mix_warning']}" if rep.get("mix_warning") else "")
 
 
-__all__ = ["adabn", "chips_digest", "fine_tune", "recalibrate", "run_adapt", "summary_line",
-           "weights_for"]
+__all__ = ["adabn", "called_laden", "chips_digest", "fine_tune", "mix_warning", "recalibrate",
+           "run_adapt", "self_train", "summary_line", "weights_for"]
