@@ -2,8 +2,10 @@
 
     python scripts/adapt_study.py --model models/shipload.pt --seed 5 --n 3000
 
-``shipload adapt`` without labels re-estimates the batch-norm statistics (AdaBN). This script
-measures whether information maximisation on the batch norms' affines after it
+``shipload adapt`` without labels re-estimates the batch-norm statistics (AdaBN), on a
+resampling of the chips in which the base model's two calls weigh alike (``adabn-balanced``;
+plain ``adabn`` for comparison). This script also measures whether information maximisation
+on the batch norms' affines after it
 (``shipload.adapt.self_train``: TENT's entropy, a flip-consistency term and, with
 ``diversity`` > 0, SHOT's entropy of the mean call) calls the user's chips better. As
 ``scripts/prior_study.py`` does, it renders ``--n`` scenes of the held-out families and of the
@@ -34,11 +36,12 @@ from prior_study import SHARES, skewed  # noqa: E402
 from shipload.adapt import adabn, self_train  # noqa: E402
 from shipload.export import load_model  # noqa: E402
 
-# name -> self_train's settings (None: AdaBN alone, what `adapt` ships)
-METHODS: dict[str, dict[str, float] | None] = {
-    "adabn": None,
-    "adabn+tent": {"diversity": 0.0},
-    "adabn+im": {"diversity": 1.0},
+# name -> (AdaBN on the calls' balanced resampling, self_train's settings or None)
+METHODS: dict[str, tuple[bool, dict[str, float] | None]] = {
+    "adabn": (False, None),
+    "adabn-balanced": (True, None),
+    "adabn+tent": (False, {"diversity": 0.0}),
+    "adabn+im": (False, {"diversity": 1.0}),
 }
 
 
@@ -71,9 +74,10 @@ def study(model: Path, seed: int, n: int, subset: int, epochs: int = 3,
                 "called_laden": round(float((p0 >= 0.5).mean()), 4)}}
             for name in methods:
                 net = load_model(model).net
-                adabn(net, x, sub["g"])
-                if METHODS[name] is not None:
-                    self_train(net, x, sub["g"], epochs=epochs, seed=seed, **METHODS[name])
+                balance, st = METHODS[name]
+                adabn(net, x, sub["g"], balance=balance, seed=seed)
+                if st is not None:
+                    self_train(net, x, sub["g"], epochs=epochs, seed=seed, **st)
                 p = run(net, sub, True)["p"]
                 row[name] = {"accuracy": round(float(((p >= 0.5) == y).mean()), 4),
                              "called_laden": round(float((p >= 0.5).mean()), 4)}

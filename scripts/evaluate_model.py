@@ -152,11 +152,12 @@ def framing(net: Any, cuts: tuple[dict[str, np.ndarray], dict[str, np.ndarray]],
 
 def adaptation(path: Path, held_eval: dict[str, np.ndarray], unlabelled: dict[str, np.ndarray],
                labelled: dict[str, np.ndarray], sizes: tuple[int, ...]) -> dict[str, Any]:
-    """``shipload adapt`` on held-out-family chips, as it runs: AdaBN on the unlabelled chips,
-    then with n labels the default recalibration, and (``--epochs 5``) fine-tuning first."""
+    """``shipload adapt`` on held-out-family chips, as it runs: AdaBN on the unlabelled chips
+    (balanced by the model's calls), then with n labels the default recalibration, and
+    (``--epochs 5``) fine-tuning first."""
     def fresh() -> Any:
         net = load_model(path).net
-        adabn(net, unlabelled["x"].astype(np.float32) / 255, unlabelled["g"])
+        adabn(net, unlabelled["x"].astype(np.float32) / 255, unlabelled["g"], balance=True)
         return net
 
     f32 = np.float32
@@ -223,7 +224,21 @@ def main() -> None:
                         "configs/synth_train.yaml, the recipe's)")
     p.add_argument("--per-axis-only", action="store_true",
                    help="only add the one-held-out-axis-at-a-time sets to an existing --out")
+    p.add_argument("--adaptation-only", action="store_true",
+                   help="only measure the adaptation again into an existing --out (the same "
+                        "seeded chips as a full run)")
     a = p.parse_args()
+    if a.adaptation_only:
+        res = json.loads(a.out.read_text())
+        spec = load_model(a.model).spec
+        held = configs(a.train_config)["held_out"]
+        with mp.get_context("spawn").Pool(2) as pool:
+            ev, unl, lab = (render_set(held, seed, n, spec, pool)
+                            for seed, n in ((2, a.n), (3, a.adapt_n), (4, max(a.labels))))
+        res["adaptation"] = adaptation(a.model, ev, unl, lab, tuple(a.labels))
+        a.out.write_text(json.dumps(res, indent=2) + "\n")
+        report(res)
+        return
     if a.per_axis_only:
         res = json.loads(a.out.read_text())
         add_per_axis(res, a.model, a.baseline, a.n, a.train_config)

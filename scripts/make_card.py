@@ -112,8 +112,9 @@ def freeboard_table(m: dict[str, Any]) -> str:
 
 def adaptation_table(m: dict[str, Any]) -> str:
     ad = m["adaptation"]
-    rows = [("as shipped", ad["before"]), (f"AdaBN on {ad['unlabelled_n']:,} unlabelled chips",
-                                          ad["adabn"])]
+    rows = [("as shipped", ad["before"]),
+            (f"AdaBN (both calls weighed alike) on {ad['unlabelled_n']:,} unlabelled chips",
+             ad["adabn"])]
     rows += [(f"AdaBN + recalibration on {n} labels (`adapt --labels`)", s)
              for n, s in ad["labels"].items()]
     rows += [(f"AdaBN + fine-tune 5 epochs + recalibration on {n} labels (`--epochs 5`)", s)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from shipload.adapt import mix_warning, run_adapt, summary_line
 from shipload.errors import DataError, UsageError
@@ -45,7 +46,7 @@ def test_unlabelled_adaptation_changes_the_model(base: Path, synth_set: Path,
     out = tmp_path / "adapted.onnx"
     rep = run_adapt([str(synth_set / "images")], out, model=base)
     meta = read_metadata(out)
-    assert meta["adapt_method"] == "adabn" and meta["adapt_chips"] == "48"
+    assert meta["adapt_method"] == "adabn-balanced" and meta["adapt_chips"] == "48"
     assert meta["adapted_from_sha256"] == sha256_file(base)
     assert 0 <= rep["called_laden_before"] <= 1 and 0 <= rep["called_laden_after"] <= 1
     assert "called laden" in summary_line(rep)
@@ -141,8 +142,6 @@ def test_bad_input_is_refused_and_nothing_is_written(base: Path, synth_set: Path
 def test_self_training_moves_only_the_batch_norm_affines(base: Path, synth_set: Path) -> None:
     """``self_train`` (measured in scripts/adapt_study.py, not shipped in `adapt`) lowers the
     entropy of the calls on the chips it sees, and nothing but the BN scales and shifts move."""
-    import torch
-
     from shipload.adapt import _prepare, adabn, self_train
     from shipload.export import load_model
 
@@ -179,3 +178,23 @@ def test_a_one_sided_set_gets_a_warning_not_a_refusal() -> None:
            "called_laden_before": 0.9, "called_laden_after": 0.8, "max_abs_diff": 1e-6,
            "mix_warning": mix_warning(0.9)}
     assert summary_line(rep).splitlines()[1].startswith("warning: the base model calls 90%")
+
+
+class _ThresholdNet(torch.nn.Module):
+    """A network whose call is 'laden' when the view's first pixel is bright."""
+
+    def forward(self, x: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        d = x[:, 0, 0, 0] - 0.5
+        return torch.stack([-d, d], 1), d, d
+
+
+def test_balanced_adabn_weighs_both_calls_alike() -> None:
+    from shipload.adapt import balanced_order
+
+    x = np.zeros((400, 3, 4, 4), np.float32)
+    x[:320, 0, 0, 0] = 1.0  # 80 % called laden
+    g = np.zeros((400, 16), np.float32)
+    order = balanced_order(_ThresholdNet(), x, g, seed=1)
+    assert len(order) == 400 and abs((order < 320).mean() - 0.5) < 0.08
+    x[:] = 1.0  # every chip called laden: nothing to balance, the plain order
+    assert np.array_equal(balanced_order(_ThresholdNet(), x, g), np.arange(400))

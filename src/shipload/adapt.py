@@ -1,7 +1,9 @@
 """``shipload adapt``: fit the shipped model to a user's own imagery.
 
 Without labels it re-estimates the batch-norm statistics on the user's chips (AdaBN): the
-network's features are re-centred on the new sensor's look, nothing else moves. With labels
+network's features are re-centred on the new sensor's look, nothing else moves. The chips are
+first resampled so that the base model's two calls weigh alike (``balanced_order``): a set of
+mostly one state would otherwise give that state's statistics. With labels
 (``path,label[,load_fraction]``) it recalibrates the call on them: a scale and an offset of
 the laden-vs-empty logit, fitted by logistic regression and folded into the graph's
 temperature and laden-logit offset. That fixes the commonest failure on a new look (calls
@@ -10,8 +12,9 @@ leaning to one class) with two parameters, so a few dozen labels suffice and can
 families it did not help (models/README.md), so it is off by default. The result is a
 complete, self-describing ONNX file, written only after the same checks as ``export``.
 
-AdaBN assumes the chips mix both states: on sets 20 % or 80 % laden it lost 4-5 points, so
-``adapt`` warns when the base model calls the chips mostly one state. Self-training past AdaBN
+AdaBN assumes the chips mix both states: on sets 20 % or 80 % laden it lost 4-5 points, half
+of which the balancing wins back, so ``adapt`` also warns when the base model calls the chips
+mostly one state. Self-training past AdaBN
 (``self_train``) collapsed to one class on held-out looks and is not used by ``adapt``
 (scripts/adapt_study.py, models/eval/adapt_study.txt).
 """
@@ -112,10 +115,48 @@ def _read_labels(path: Path, chips: list[str]) -> dict[str, tuple[int, float]]:
     return out
 
 
-def adabn(net: Any, x: np.ndarray, g: np.ndarray, batch: int = 64) -> None:
-    """Re-estimate every BatchNorm's running mean and variance on (x, g), in place."""
+def balanced_order(net: Any, x: np.ndarray, g: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Indices of a resampling of the chips in which both of ``net``'s calls weigh alike.
+
+    Each chip is drawn with a weight inversely proportional to the share of chips the model
+    gives its call, so a set the model calls 80 % laden is resampled to a half of each call.
+    When the model calls every chip one way there is nothing to balance: the plain order.
+
+    Returns:
+        (N,) indices into x, with repeats.
+    """
     import torch
 
+    net.eval()
+    with torch.no_grad():
+        z = torch.cat([net(torch.from_numpy(x[i : i + 256]), torch.from_numpy(g[i : i + 256]))[0]
+                       for i in range(0, len(x), 256)])
+    call = (z.argmax(1) == 1).numpy()
+    share = float(call.mean())
+    if share in (0.0, 1.0):
+        return np.arange(len(x))
+    w = np.where(call, 0.5 / share, 0.5 / (1 - share))
+    return np.random.default_rng(seed).choice(len(x), len(x), p=w / w.sum())
+
+
+def adabn(net: Any, x: np.ndarray, g: np.ndarray, batch: int = 64,
+          balance: bool = False, seed: int = 0) -> None:
+    """Re-estimate every BatchNorm's running mean and variance on (x, g), in place.
+
+    Args:
+        net: a ``ShiploadNet``.
+        x: (N, 3, H, W) float views.
+        g: (N, G) encoded geometry.
+        batch: chips per forward pass.
+        balance: estimate on ``balanced_order``'s resampling (the base model's calls weighed
+            alike), so that a set of mostly one state does not give that state's statistics.
+        seed: the resampling's seed.
+    """
+    import torch
+
+    if balance:
+        order = balanced_order(net, x, g, seed)
+        x, g = x[order], g[order]
     bns = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     for m in bns:
         m.reset_running_stats()
@@ -370,8 +411,8 @@ def run_adapt(chips: list[str], output: str | Path, model: str | Path | None = N
     lab = _read_labels(Path(labels), paths) if labels else {}
     net = m.net
     share_before = called_laden(net, x, g)
-    adabn(net, x, g)
-    method = ["adabn"]
+    adabn(net, x, g, balance=True, seed=seed)  # both calls weigh alike: a skewed set's stats
+    method = ["adabn-balanced"]
     info: dict[str, Any] = {"chips": len(paths), "unreadable": len(errors),
                             "called_laden_before": share_before,
                             "mix_warning": mix_warning(share_before)}
@@ -414,5 +455,5 @@ def summary_line(rep: dict[str, Any]) -> str:
     return line + (f"\nwarning: {rep['mix_warning']}" if rep.get("mix_warning") else "")
 
 
-__all__ = ["adabn", "called_laden", "chips_digest", "fine_tune", "mix_warning", "recalibrate",
-           "run_adapt", "self_train", "summary_line", "weights_for"]
+__all__ = ["adabn", "balanced_order", "called_laden", "chips_digest", "fine_tune", "mix_warning",
+           "recalibrate", "run_adapt", "self_train", "summary_line", "weights_for"]
