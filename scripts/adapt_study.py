@@ -18,9 +18,6 @@ Prints a table and, with ``--out``, writes the figures as JSON.
 
 from __future__ import annotations
 
-import argparse
-import json
-import multiprocessing as mp
 import sys
 import time
 from pathlib import Path
@@ -30,8 +27,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from evaluate_model import REPO, configs, render_set, run  # noqa: E402
-from prior_study import SHARES, skewed  # noqa: E402
+from evaluate_model import run  # noqa: E402
+from prior_study import finish, skewed_sets, study_parser  # noqa: E402
 
 from shipload.adapt import adabn, self_train  # noqa: E402
 from shipload.export import load_model  # noqa: E402
@@ -49,23 +46,14 @@ def study(model: Path, seed: int, n: int, subset: int, epochs: int = 3,
           sets: tuple[str, ...] = ("held_out", "in_family"),
           methods: tuple[str, ...] = tuple(METHODS)) -> dict[str, Any]:
     """Accuracy and the share called laden after each method, per set and laden share."""
-    if not model.is_file():
-        sys.exit(f"adapt_study: {model} not found")
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         sys.exit(f"adapt_study: unknown method {unknown}; known: {sorted(METHODS)}")
-    spec = load_model(model).spec
-    cfgs = configs()
-    with mp.get_context("spawn").Pool(2) as pool:
-        data = {k: render_set(cfgs[k], seed, n, spec, pool) for k in sets}
     res: dict[str, Any] = {"model": str(model), "seed": seed, "n": n, "subset": subset,
                            "epochs": epochs, "sets": {}}
-    rng = np.random.default_rng(seed)
-    for k, d in data.items():
+    for k, subs in skewed_sets(model, seed, n, subset, sets, "adapt_study").items():
         rows: dict[str, Any] = {}
-        for share in SHARES:
-            idx = skewed(d["y"], share, subset, rng)
-            sub = {key: v[idx] for key, v in d.items()}
+        for share, sub in subs.items():
             x = sub["x"].astype(np.float32) / 255
             y = sub["y"]
             p0 = run(load_model(model).net, sub, True)["p"]
@@ -81,8 +69,8 @@ def study(model: Path, seed: int, n: int, subset: int, epochs: int = 3,
                 p = run(net, sub, True)["p"]
                 row[name] = {"accuracy": round(float(((p >= 0.5) == y).mean()), 4),
                              "called_laden": round(float((p >= 0.5).mean()), 4)}
-            rows[f"{share:.0%}"] = row
-            print(f"{k} {share:.0%}: " + ", ".join(
+            rows[share] = row
+            print(f"{k} {share}: " + ", ".join(
                 f"{m} {v['accuracy']:.3f}" for m, v in row.items() if isinstance(v, dict)),
                 flush=True)
         res["sets"][k] = rows
@@ -103,23 +91,13 @@ def report(res: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", type=Path, default=REPO / "models" / "shipload.pt")
-    p.add_argument("--seed", type=int, default=5, help="the scenes' seed (the card judges on 2)")
-    p.add_argument("--n", type=int, default=3000, help="scenes rendered per set")
-    p.add_argument("--subset", type=int, default=1000, help="chips in each skewed subset")
+    p = study_parser(__doc__)
     p.add_argument("--epochs", type=int, default=3, help="self-training passes")
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
-    p.add_argument("--out", type=Path, help="write the figures here as JSON")
     a = p.parse_args()
     t = time.time()
-    res = study(a.model, a.seed, a.n, a.subset, a.epochs, methods=tuple(a.methods))
-    report(res)
-    print(f"({time.time() - t:.0f} s)")
-    if a.out:
-        a.out.parent.mkdir(parents=True, exist_ok=True)
-        a.out.write_text(json.dumps(res, indent=1))
+    finish(study(a.model, a.seed, a.n, a.subset, a.epochs, methods=tuple(a.methods)), a.out, t,
+           report)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import json
 import multiprocessing as mp
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -79,29 +80,44 @@ def skewed(y: np.ndarray, share: float, n: int, rng: np.random.Generator) -> np.
                                                                         replace=False)])
 
 
-def study(model: Path, seed: int, n: int, subset: int,
-          sets: tuple[str, ...] = ("held_out", "in_family")) -> dict[str, Any]:
-    """Accuracy and laden share before and after EM, after AdaBN on each skewed subset."""
+def skewed_sets(model: Path, seed: int, n: int, subset: int, sets: tuple[str, ...],
+                script: str) -> dict[str, dict[str, dict[str, np.ndarray]]]:
+    """Render ``n`` scenes of each judged set in ``model``'s view and draw from each a subset
+    of ``subset`` chips per laden share of ``SHARES``: {set: {"20%": chips, ...}}.
+
+    Raises:
+        SystemExit: ``model`` is missing (named as ``script``).
+    """
     if not model.is_file():
-        sys.exit(f"prior_study: {model} not found")
+        sys.exit(f"{script}: {model} not found")
     spec = load_model(model).spec
     cfgs = configs()
     with mp.get_context("spawn").Pool(2) as pool:
         data = {k: render_set(cfgs[k], seed, n, spec, pool) for k in sets}
-    res: dict[str, Any] = {"model": str(model), "seed": seed, "n": n, "subset": subset,
-                           "sets": {}}
     rng = np.random.default_rng(seed)
+    out: dict[str, dict[str, dict[str, np.ndarray]]] = {}
     for k, d in data.items():
-        rows: dict[str, Any] = {}
+        out[k] = {}
         for share in SHARES:
             idx = skewed(d["y"], share, subset, rng)
-            sub = {key: v[idx] for key, v in d.items()}
+            out[k][f"{share:.0%}"] = {key: v[idx] for key, v in d.items()}
+    return out
+
+
+def study(model: Path, seed: int, n: int, subset: int,
+          sets: tuple[str, ...] = ("held_out", "in_family")) -> dict[str, Any]:
+    """Accuracy and laden share before and after EM, after AdaBN on each skewed subset."""
+    res: dict[str, Any] = {"model": str(model), "seed": seed, "n": n, "subset": subset,
+                           "sets": {}}
+    for k, subs in skewed_sets(model, seed, n, subset, sets, "prior_study").items():
+        rows: dict[str, Any] = {}
+        for share, sub in subs.items():
             net = load_model(model).net
             adabn(net, sub["x"].astype(np.float32) / 255, sub["g"])
             p = run(net, sub, True)["p"]
             est, q = em_prior(p)
             y = sub["y"]
-            rows[f"{share:.0%}"] = {
+            rows[share] = {
                 "accuracy_adapted": round(float(((p >= 0.5) == y).mean()), 4),
                 "accuracy_adapted_em": round(float(((q >= 0.5) == y).mean()), 4),
                 "called_laden_adapted": round(float((p >= 0.5).mean()), 4),
@@ -123,22 +139,32 @@ def report(res: dict[str, Any]) -> None:
                   f"{r['called_laden_adapted_em']:>11.2f}{r['em_estimated_share']:>10.2f}")
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__,
+def study_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The options this study and scripts/adapt_study.py share."""
+    p = argparse.ArgumentParser(description=doc,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", type=Path, default=REPO / "models" / "shipload.pt")
     p.add_argument("--seed", type=int, default=5, help="the scenes' seed (the card judges on 2)")
     p.add_argument("--n", type=int, default=3000, help="scenes rendered per set")
     p.add_argument("--subset", type=int, default=1000, help="chips in each skewed subset")
     p.add_argument("--out", type=Path, help="write the figures here as JSON")
-    a = p.parse_args()
+    return p
+
+
+def finish(res: dict[str, Any], out: Path | None, started: float,
+           show: Callable[[dict[str, Any]], None]) -> None:
+    """Print the table and the time taken; write the figures to ``out`` as JSON."""
+    show(res)
+    print(f"({time.time() - started:.0f} s)")
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(res, indent=1))
+
+
+def main() -> None:
+    a = study_parser(__doc__).parse_args()
     t = time.time()
-    res = study(a.model, a.seed, a.n, a.subset)
-    report(res)
-    print(f"({time.time() - t:.0f} s)")
-    if a.out:
-        a.out.parent.mkdir(parents=True, exist_ok=True)
-        a.out.write_text(json.dumps(res, indent=1))
+    finish(study(a.model, a.seed, a.n, a.subset), a.out, t, report)
 
 
 if __name__ == "__main__":
