@@ -1,7 +1,7 @@
 """Why calls flip between a tight and a loose cut: how near the threshold the flips are, and
 what averaging over the view's flips (`predict --tta`) changes.
 
-    python scripts/framing_study.py [--model models/shipload.pt] [--n 300]
+    python scripts/framing_study.py [--model models/shipload.pt] [--n 300] [--scales 1 1.1 1.3]
 
 The same ships as the card's framing rows (scripts/evaluate_model.py: seed 31, cut at 1.1x their
 length centred and at 2x, 10 % off centre), on the training looks and on the held-out
@@ -13,7 +13,9 @@ accuracy of each cut, and the share of flips where either cut's p_laden is withi
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import multiprocessing as mp
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +24,7 @@ from evaluate_model import REPO, configs, framing_sets  # scripts/ is this scrip
 
 from shipload.export import load_model
 from shipload.inference import tta_views
+from shipload.view import InputSpec
 
 UNSURE = 0.1  # |p - 0.5| below this is an unsure call
 
@@ -39,19 +42,46 @@ def p_laden(net: torch.nn.Module, d: dict[str, np.ndarray], tta: bool) -> np.nda
     return np.mean(ps, axis=0)
 
 
+def scale_specs(spec: InputSpec, scales: list[float] | None) -> list[InputSpec]:
+    """``spec`` with each frame scale of ``scales`` (none: an empty list).
+
+    Raises:
+        SystemExit: a scale the view does not take (it cuts 1 to 3 ship lengths).
+    """
+    try:
+        return [dataclasses.replace(spec, frame_scale=s) for s in scales or ()]
+    except ValueError as e:
+        sys.exit(f"framing_study: --scales {' '.join(f'{s:g}' for s in scales or ())}: {e}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, default=REPO / "models" / "shipload.pt")
     ap.add_argument("--n", type=int, default=300, help="ships per set")
+    ap.add_argument("--scales", type=float, nargs="+", default=None,
+                    help="also average the calls of views cut at these frame scales (each "
+                         "1-3 ship lengths; the model's own is 1.1): does a multi-scale "
+                         "average agree between the two cuts more often?")
     a = ap.parse_args()
     m = load_model(a.model)
+    scale_specs(m.spec, a.scales)  # refuse a bad scale before rendering anything
     net = m.net.eval()
     cfgs = configs()
     with mp.get_context("spawn").Pool(2) as pool:
         cuts = {k: framing_sets(cfgs[k], m.spec, pool, a.n) for k in ("in_family", "held_out")}
+        scaled = {k: [framing_sets(cfgs[k], sp, pool, a.n) for sp in scale_specs(m.spec, a.scales)]
+                  for k in cuts}
     print(f"{a.model.name}, {a.n} ships a set, tight (1.1x, centred) against loose (2x, 10 % off)")
     for name, (tight, loose) in cuts.items():
+        if a.scales:
+            p = np.mean([p_laden(net, t, False) for t, _ in scaled[name]], axis=0)
+            q = np.mean([p_laden(net, lo, False) for _, lo in scaled[name]], axis=0)
+            print(f"  {name:9s} scales {'/'.join(f'{s:g}' for s in a.scales)} flips "
+                  f"{((p >= 0.5) != (q >= 0.5)).mean():6.1%}  mean |dp| "
+                  f"{np.abs(p - q).mean():.3f}  accuracy tight "
+                  f"{((p >= 0.5) == tight['y']).mean():.3f} loose "
+                  f"{((q >= 0.5) == loose['y']).mean():.3f}")
         for tta in (False, True):
             p, q = p_laden(net, tight, tta), p_laden(net, loose, tta)
             flips = (p >= 0.5) != (q >= 0.5)

@@ -6,12 +6,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
 
-from framing_study import p_laden  # noqa: E402
+from framing_study import p_laden, scale_specs  # noqa: E402
 
 
 def test_p_laden_plain_and_tta(smoke_ckpt: Path) -> None:
@@ -33,3 +34,13 @@ def test_p_laden_plain_and_tta(smoke_ckpt: Path) -> None:
     tta = p_laden(net, d, tta=True)
     np.testing.assert_allclose(tta, np.mean(each, axis=0), atol=1e-5)
     assert not np.allclose(tta, plain)  # the flips do change the call's probability
+
+
+def test_scales_make_specs_or_are_refused_with_the_range() -> None:
+    from shipload.view import InputSpec
+
+    spec = InputSpec(120, 160, "hull_aligned", 2.0, 1.1)
+    assert [s.frame_scale for s in scale_specs(spec, [1.0, 1.3])] == [1.0, 1.3]
+    assert scale_specs(spec, None) == []
+    with pytest.raises(SystemExit, match="--scales 0.8: frame_scale must be 0"):
+        scale_specs(spec, [0.8])
