@@ -14,9 +14,9 @@ complete, self-describing ONNX file, written only after the same checks as ``exp
 
 AdaBN assumes the chips mix both states: on sets 20 % or 80 % laden it lost 4-5 points, half
 of which the balancing wins back, so ``adapt`` also warns when the base model calls the chips
-mostly one state. Self-training past AdaBN
-(``self_train``) collapsed to one class on held-out looks and is not used by ``adapt``
-(scripts/adapt_study.py, models/eval/adapt_study.txt).
+mostly one state. Self-training past AdaBN (``self_train``) collapsed to one class on
+held-out looks and is not used by ``adapt`` (scripts/adapt_study.py,
+models/eval/adapt_study.txt).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from shipload.errors import DataError, UsageError
 
 MIN_CHIPS = 16
 MIN_LABELS = 8
+ONE_SIDED = 0.2  # the base model calling fewer than this share of either state: warn
 
 
 @dataclass
@@ -125,13 +126,7 @@ def balanced_order(net: Any, x: np.ndarray, g: np.ndarray, seed: int = 0) -> np.
     Returns:
         (N,) indices into x, with repeats.
     """
-    import torch
-
-    net.eval()
-    with torch.no_grad():
-        z = torch.cat([net(torch.from_numpy(x[i : i + 256]), torch.from_numpy(g[i : i + 256]))[0]
-                       for i in range(0, len(x), 256)])
-    call = (z.argmax(1) == 1).numpy()
+    call = laden_calls(net, x, g)
     share = float(call.mean())
     if share in (0.0, 1.0):
         return np.arange(len(x))
@@ -331,18 +326,20 @@ def recalibrate(net: Any, x: np.ndarray, g: np.ndarray, y: np.ndarray,
     return a, bias
 
 
-ONE_SIDED = 0.2  # base model calling fewer than this share of either class: warn
-
-
-def called_laden(net: Any, x: np.ndarray, g: np.ndarray) -> float:
-    """Share of the views that ``net`` calls laden (argmax of its calibrated logits)."""
+def laden_calls(net: Any, x: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """(N,) bool: whether ``net`` calls each view laden (argmax of its calibrated logits)."""
     import torch
 
     net.eval()
     with torch.no_grad():
         z = torch.cat([net(torch.from_numpy(x[i : i + 256]), torch.from_numpy(g[i : i + 256]))[0]
                        for i in range(0, len(x), 256)])
-    return float((z.argmax(1) == 1).float().mean())
+    return (z.argmax(1) == 1).numpy()
+
+
+def called_laden(net: Any, x: np.ndarray, g: np.ndarray) -> float:
+    """Share of the views that ``net`` calls laden."""
+    return float(laden_calls(net, x, g).mean())
 
 
 def mix_warning(share: float) -> str | None:
@@ -439,10 +436,10 @@ def run_adapt(chips: list[str], output: str | Path, model: str | Path | None = N
     for k in ("recipe", "recipe_sha256", "recipe_command", "training_data"):
         if k in base_meta:
             provenance[f"base_{k}"] = base_meta[k]
+    info["called_laden_after"] = called_laden(net, x, g)
     parity_x, parity_g = x[:8], g[:8]
     rep = export_loaded(m, out, provenance=provenance, parity=(parity_x, parity_g),
                         weights_out=out.with_suffix(".pt"))
-    info["called_laden_after"] = called_laden(net, x, g)
     return {**rep, **info, "method": provenance["adapt_method"], "errors": errors[:5]}
 
 
@@ -455,5 +452,6 @@ def summary_line(rep: dict[str, Any]) -> str:
     return line + (f"\nwarning: {rep['mix_warning']}" if rep.get("mix_warning") else "")
 
 
-__all__ = ["adabn", "balanced_order", "called_laden", "chips_digest", "fine_tune", "mix_warning",
-           "recalibrate", "run_adapt", "self_train", "summary_line", "weights_for"]
+__all__ = ["adabn", "balanced_order", "called_laden", "chips_digest", "fine_tune", "laden_calls",
+           "mix_warning", "recalibrate", "run_adapt", "self_train", "summary_line",
+           "weights_for"]
