@@ -301,7 +301,10 @@ by side in one run):
 
 ## History
 
-Stage 13 (`models/init/stage13.pt`, this recipe's starting weights) is stage 12's recipe on
+Stage 14 (`models/init/stage14.pt`, this recipe's starting weights) is this recipe with the
+part task at its old weight (1.0) on the renderer's seed 31: 4 passes of 16,000 cached chips
+from stage 13, the first with the deck-layout axis; its card is in the repository's history at
+commit 009e987. Stage 13 (`models/init/stage13.pt`) is stage 12's recipe on
 the renderer's seed 22, on the standard deck only: 6 epochs of 5,000 fresh chips from stage 12
 in fp32, with its calibration refitted to add the laden-logit offset; its card is in the
 repository's history at commit 9dffbc3. Stage 12 (`models/init/stage12.pt`) is that recipe on
