@@ -63,7 +63,7 @@ data/heldout/labels.csv: | $(STAMP)
 # BASELINE is the release before: the card compares the two on the same chips.
 CKPT ?= runs/train/checkpoints/last.ckpt
 RECIPE ?= configs/train.yaml configs/synth_train.yaml
-BASELINE ?= models/init/stage13.pt
+BASELINE ?= models/init/stage14.pt
 EXPORT = $(BIN)/shipload export $(CKPT) --output models/shipload.onnx \
 	    --weights models/shipload.pt --overwrite --recipe $(RECIPE) \
 	    --command "$(TRAIN_CMD)"

@@ -1,6 +1,6 @@
 """Judge a model the way the project is judged: on appearance families it never trained on.
 
-    python scripts/evaluate_model.py --model models/shipload.pt --baseline models/init/stage13.pt
+    python scripts/evaluate_model.py --model models/shipload.pt --baseline models/init/stage14.pt
 
 Renders (seeded, nothing stored but the figures):
   * in-family: the training renderer's families (configs/synth_train.yaml), seed 2;
@@ -210,7 +210,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", type=Path, default=REPO / "models" / "shipload.pt")
-    p.add_argument("--baseline", type=Path, default=REPO / "models" / "init" / "stage13.pt")
+    p.add_argument("--baseline", type=Path, default=REPO / "models" / "init" / "stage14.pt")
     p.add_argument("--n", type=int, default=1000, help="chips per judged set")
     p.add_argument("--oracle-n", type=int, default=3000, help="chips the oracle is fitted on")
     p.add_argument("--framing-n", type=int, default=300)
