@@ -150,6 +150,13 @@ def framing(net: Any, cuts: tuple[dict[str, np.ndarray], dict[str, np.ndarray]],
             "mean_abs_dp": round(float(np.abs(a - b).mean()), 4)}
 
 
+def adaptation_sets(held: SynthConfig, spec: InputSpec, pool: Any, adapt_n: int,
+                    labels_n: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The held-out-family chips ``adaptation`` adapts on: unlabelled (seed 3) and labelled
+    (seed 4), apart from the judged set's seed 2."""
+    return (render_set(held, 3, adapt_n, spec, pool), render_set(held, 4, labels_n, spec, pool))
+
+
 def adaptation(path: Path, held_eval: dict[str, np.ndarray], unlabelled: dict[str, np.ndarray],
                labelled: dict[str, np.ndarray], sizes: tuple[int, ...]) -> dict[str, Any]:
     """``shipload adapt`` on held-out-family chips, as it runs: AdaBN on the unlabelled chips
@@ -206,6 +213,26 @@ def part_iou(path: Path, cfg: SynthConfig, n: int) -> dict[str, float] | None:
             for p, a, b in zip(PART_NAMES, inter, union)}
 
 
+def earlier_results(path: Path) -> dict[str, Any]:
+    """The figures of an earlier full run, which ``--per-axis-only`` and ``--adaptation-only``
+    add to.
+
+    Raises:
+        SystemExit: ``path`` is missing or not the JSON this script writes.
+    """
+    try:
+        res = json.loads(path.read_text())
+    except FileNotFoundError:
+        sys.exit(f"evaluate_model: {path} not found; --per-axis-only and --adaptation-only add "
+                 "to the figures of a full run: run one first (without them) or give --out")
+    except json.JSONDecodeError as e:
+        sys.exit(f"evaluate_model: {path} is not this script's JSON ({e}); run a full "
+                 "evaluation again to rewrite it")
+    if not isinstance(res, dict) or "sets" not in res:
+        sys.exit(f"evaluate_model: {path} holds no judged sets; run a full evaluation first")
+    return res
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -229,18 +256,18 @@ def main() -> None:
                         "seeded chips as a full run)")
     a = p.parse_args()
     if a.adaptation_only:
-        res = json.loads(a.out.read_text())
+        res = earlier_results(a.out)
         spec = load_model(a.model).spec
         held = configs(a.train_config)["held_out"]
         with mp.get_context("spawn").Pool(2) as pool:
-            ev, unl, lab = (render_set(held, seed, n, spec, pool)
-                            for seed, n in ((2, a.n), (3, a.adapt_n), (4, max(a.labels))))
+            ev = render_set(held, 2, a.n, spec, pool)  # the judged set of a full run
+            unl, lab = adaptation_sets(held, spec, pool, a.adapt_n, max(a.labels))
         res["adaptation"] = adaptation(a.model, ev, unl, lab, tuple(a.labels))
         a.out.write_text(json.dumps(res, indent=2) + "\n")
         report(res)
         return
     if a.per_axis_only:
-        res = json.loads(a.out.read_text())
+        res = earlier_results(a.out)
         add_per_axis(res, a.model, a.baseline, a.n, a.train_config)
         a.out.write_text(json.dumps(res, indent=2) + "\n")
         report(res)
@@ -272,8 +299,7 @@ def main() -> None:
             res["framing"][name + "_held_out"] = framing(net, cuts["held_out"], True)
         sets = views[spec][0]  # the model's own views, for adaptation
         print(f"scored in {time.time() - t0:.0f} s", flush=True)
-        unl = render_set(cfgs["held_out"], 3, a.adapt_n, spec, pool)
-        lab = render_set(cfgs["held_out"], 4, max(a.labels), spec, pool)
+        unl, lab = adaptation_sets(cfgs["held_out"], spec, pool, a.adapt_n, max(a.labels))
     res["adaptation"] = adaptation(a.model, sets["held_out"], unl, lab, tuple(a.labels))
     print(f"adapted in {time.time() - t0:.0f} s", flush=True)
     with tempfile.TemporaryDirectory() as td:

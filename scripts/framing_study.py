@@ -65,13 +65,12 @@ def main() -> None:
                          "average agree between the two cuts more often?")
     a = ap.parse_args()
     m = load_model(a.model)
-    scale_specs(m.spec, a.scales)  # refuse a bad scale before rendering anything
+    specs = scale_specs(m.spec, a.scales)  # a bad scale is refused before any rendering
     net = m.net.eval()
     cfgs = configs()
     with mp.get_context("spawn").Pool(2) as pool:
         cuts = {k: framing_sets(cfgs[k], m.spec, pool, a.n) for k in ("in_family", "held_out")}
-        scaled = {k: [framing_sets(cfgs[k], sp, pool, a.n) for sp in scale_specs(m.spec, a.scales)]
-                  for k in cuts}
+        scaled = {k: [framing_sets(cfgs[k], sp, pool, a.n) for sp in specs] for k in cuts}
     print(f"{a.model.name}, {a.n} ships a set, tight (1.1x, centred) against loose (2x, 10 % off)")
     for name, (tight, loose) in cuts.items():
         if a.scales:

@@ -180,6 +180,17 @@ def test_a_one_sided_set_gets_a_warning_not_a_refusal() -> None:
     assert summary_line(rep).splitlines()[1].startswith("warning: the base model calls 90%")
 
 
+def test_balanced_adabn_weighs_both_calls_alike() -> None:
+    from shipload.adapt import balanced_order
+
+    calls = np.zeros(400, bool)
+    calls[:320] = True  # 80 % called laden
+    order = balanced_order(calls, seed=1)
+    assert len(order) == 400 and abs((order < 320).mean() - 0.5) < 0.08
+    # every chip called laden: nothing to balance, the plain order
+    assert np.array_equal(balanced_order(np.ones(400, bool)), np.arange(400))
+
+
 class _ThresholdNet(torch.nn.Module):
     """A network whose call is 'laden' when the view's first pixel is bright."""
 
@@ -188,13 +199,12 @@ class _ThresholdNet(torch.nn.Module):
         return torch.stack([-d, d], 1), d, d
 
 
-def test_balanced_adabn_weighs_both_calls_alike() -> None:
-    from shipload.adapt import balanced_order
+def test_laden_calls_are_the_networks_argmax_in_batches() -> None:
+    from shipload.adapt import called_laden, laden_calls
 
-    x = np.zeros((400, 3, 4, 4), np.float32)
-    x[:320, 0, 0, 0] = 1.0  # 80 % called laden
-    g = np.zeros((400, 16), np.float32)
-    order = balanced_order(_ThresholdNet(), x, g, seed=1)
-    assert len(order) == 400 and abs((order < 320).mean() - 0.5) < 0.08
-    x[:] = 1.0  # every chip called laden: nothing to balance, the plain order
-    assert np.array_equal(balanced_order(_ThresholdNet(), x, g), np.arange(400))
+    x = np.zeros((300, 3, 4, 4), np.float32)  # more than one batch of 256
+    x[:240, 0, 0, 0] = 1.0
+    g = np.zeros((300, 16), np.float32)
+    calls = laden_calls(_ThresholdNet(), x, g)
+    assert calls.dtype == bool and np.array_equal(calls, np.arange(300) < 240)
+    assert called_laden(_ThresholdNet(), x, g) == 0.8

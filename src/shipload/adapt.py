@@ -116,26 +116,36 @@ def _read_labels(path: Path, chips: list[str]) -> dict[str, tuple[int, float]]:
     return out
 
 
-def balanced_order(net: Any, x: np.ndarray, g: np.ndarray, seed: int = 0) -> np.ndarray:
-    """Indices of a resampling of the chips in which both of ``net``'s calls weigh alike.
+def balanced_order(calls: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Indices of a resampling of the chips in which both of the model's calls weigh alike.
 
     Each chip is drawn with a weight inversely proportional to the share of chips the model
     gives its call, so a set the model calls 80 % laden is resampled to a half of each call.
     When the model calls every chip one way there is nothing to balance: the plain order.
 
+    Args:
+        calls: (N,) bool, the model's laden calls (``laden_calls``).
+        seed: the resampling's seed.
+
     Returns:
-        (N,) indices into x, with repeats.
+        (N,) indices into the chips, with repeats.
     """
-    call = laden_calls(net, x, g)
-    share = float(call.mean())
+    calls = np.asarray(calls, bool)
+    share = float(calls.mean())
     if share in (0.0, 1.0):
-        return np.arange(len(x))
-    w = np.where(call, 0.5 / share, 0.5 / (1 - share))
-    return np.random.default_rng(seed).choice(len(x), len(x), p=w / w.sum())
+        return np.arange(len(calls))
+    w = np.where(calls, 0.5 / share, 0.5 / (1 - share))
+    return np.random.default_rng(seed).choice(len(calls), len(calls), p=w / w.sum())
 
 
-def adabn(net: Any, x: np.ndarray, g: np.ndarray, batch: int = 64,
-          balance: bool = False, seed: int = 0) -> None:
+def _batch_norms(net: Any) -> list[Any]:
+    import torch
+
+    return [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+
+
+def adabn(net: Any, x: np.ndarray, g: np.ndarray, batch: int = 64, balance: bool = False,
+          seed: int = 0, calls: np.ndarray | None = None) -> None:
     """Re-estimate every BatchNorm's running mean and variance on (x, g), in place.
 
     Args:
@@ -146,14 +156,15 @@ def adabn(net: Any, x: np.ndarray, g: np.ndarray, batch: int = 64,
         balance: estimate on ``balanced_order``'s resampling (the base model's calls weighed
             alike), so that a set of mostly one state does not give that state's statistics.
         seed: the resampling's seed.
+        calls: with ``balance``, the base model's laden calls on x when the caller already
+            has them (``laden_calls``); otherwise they are computed here.
     """
     import torch
 
     if balance:
-        order = balanced_order(net, x, g, seed)
+        order = balanced_order(laden_calls(net, x, g) if calls is None else calls, seed)
         x, g = x[order], g[order]
-    bns = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    for m in bns:
+    for m in _batch_norms(net):
         m.reset_running_stats()
         m.momentum = None  # cumulative average over all batches
     net.train()
@@ -181,9 +192,8 @@ def fine_tune(net: Any, x: np.ndarray, g: np.ndarray, y: np.ndarray, lf: np.ndar
     n = len(x)
     for _ in range(epochs):
         net.train()
-        for m in net.modules():  # few chips: keep the (adapted) statistics fixed
-            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                m.eval()
+        for m in _batch_norms(net):  # few chips: keep the (adapted) statistics fixed
+            m.eval()
         for idx in np.array_split(rng.permutation(n), max(1, math.ceil(n / batch))):
             h, v = bool(rng.random() < 0.5), bool(rng.random() < 0.5)
             xb = x[idx]
@@ -236,11 +246,10 @@ def self_train(net: Any, x: np.ndarray, g: np.ndarray, epochs: int = 3, lr: floa
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    bns = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     trainable = [p.requires_grad for p in net.parameters()]
     for p in net.parameters():
         p.requires_grad_(False)
-    params = [p for m in bns for p in (m.weight, m.bias) if p is not None]
+    params = [p for m in _batch_norms(net) for p in (m.weight, m.bias) if p is not None]
     for p in params:
         p.requires_grad_(True)
     opt = torch.optim.Adam(params, lr=lr)
@@ -407,8 +416,9 @@ def run_adapt(chips: list[str], output: str | Path, model: str | Path | None = N
                         f"{MIN_CHIPS} (first error: {errors[0]})")
     lab = _read_labels(Path(labels), paths) if labels else {}
     net = m.net
-    share_before = called_laden(net, x, g)
-    adabn(net, x, g, balance=True, seed=seed)  # both calls weigh alike: a skewed set's stats
+    calls = laden_calls(net, x, g)  # the base model's: the warning and the balancing
+    share_before = float(calls.mean())
+    adabn(net, x, g, balance=True, seed=seed, calls=calls)  # a skewed set's stats otherwise
     method = ["adabn-balanced"]
     info: dict[str, Any] = {"chips": len(paths), "unreadable": len(errors),
                             "called_laden_before": share_before,

@@ -5,10 +5,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
 
-from evaluate_model import configs, per_axis_configs  # noqa: E402
+from evaluate_model import configs, earlier_results, per_axis_configs  # noqa: E402
 
 
 def test_the_recipes_sets_hold_out_the_cluttered_deck() -> None:
@@ -28,3 +30,16 @@ def test_a_renderer_that_fixes_the_deck_holds_out_no_layout(tmp_path: Path) -> N
     assert cfgs["held_out"].appearance.layout == ("standard",)  # fixed: not held out
     assert cfgs["held_out"].appearance.paint == ("two_tone",)
     assert "held_out_layout" not in per_axis_configs(cfgs["in_family"])
+
+
+def test_adding_to_earlier_figures_needs_a_full_runs_json(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="not found; --per-axis-only"):
+        earlier_results(tmp_path / "metrics.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(SystemExit, match="is not this script's JSON"):
+        earlier_results(bad)
+    bad.write_text("[]")
+    with pytest.raises(SystemExit, match="holds no judged sets"):
+        earlier_results(bad)
+    assert earlier_results(REPO / "models" / "eval" / "metrics.json")["sets"]
