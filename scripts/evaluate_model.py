@@ -82,20 +82,29 @@ def add_per_axis(res: dict[str, Any], model: Path, baseline: Path, n: int,
                                     "without_geometry": scores(d, run(net, d, False))}
 
 
-def _item(args: tuple[SynthConfig, int, int, InputSpec, float, float]) -> tuple[Any, ...]:
-    cfg, seed, i, spec, scale, offset = args
+def _item(args: tuple[SynthConfig, int, int, InputSpec, float, float, int]) -> tuple[Any, ...]:
+    cfg, seed, i, spec, scale, offset, reseed = args
     s = sample_scene(cfg, seed, i)
     if scale > 0:  # framing: the same ship, cut at another side and shifted
         s = recut(s, scale, offset)
+    if reseed:  # the same ship, look and cut; the renderer's textures and noise drawn anew
+        s = dataclasses.replace(s, seed=s.seed ^ reseed)
     v = prepare_view(chip_from_scene(s, cfg.sensor.supersample), spec, scene_geometry(s))
     return (np.round(v.image * 255).astype(np.uint8), v.geometry, int(s.label == "laden"),
             s.load_fraction, s.freeboard_m, s.gsd_m)
 
 
 def render_set(cfg: SynthConfig, seed: int, n: int, spec: InputSpec, pool: Any,
-               scale: float = 0.0, offset: float = 0.0) -> dict[str, np.ndarray]:
-    """n views with their geometry and truth: the set a model is judged on."""
-    out = pool.map(_item, [(cfg, seed, i, spec, scale, offset) for i in range(n)], chunksize=16)
+               scale: float = 0.0, offset: float = 0.0, reseed: int = 0
+               ) -> dict[str, np.ndarray]:
+    """n views with their geometry and truth: the set a model is judged on.
+
+    ``scale`` > 0 recuts each chip to that many ship lengths, its centre ``offset`` of the side
+    off the ship's; ``reseed`` != 0 draws the renderer's textures, neighbours and noise from
+    another seed, keeping every scene's ship, look and geometry (the look is in the scene).
+    """
+    out = pool.map(_item, [(cfg, seed, i, spec, scale, offset, reseed) for i in range(n)],
+                   chunksize=16)
     x = np.stack([o[0] for o in out]).transpose(0, 3, 1, 2)
     return {"x": x, "g": np.stack([o[1] for o in out]), "y": np.array([o[2] for o in out]),
             "lf": np.array([o[3] for o in out]), "fb": np.array([o[4] for o in out]),

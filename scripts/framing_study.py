@@ -2,12 +2,17 @@
 what averaging over the view's flips (`predict --tta`) changes.
 
     python scripts/framing_study.py [--model models/shipload.pt] [--n 300] [--scales 1 1.1 1.3]
+        [--reshoot]
 
 The same ships as the card's framing rows (scripts/evaluate_model.py: seed 31, cut at 1.1x their
 length centred and at 2x, 10 % off centre), on the training looks and on the held-out
 families, with geometry. For each: the flip rate and mean |dp| with and without TTA, the
 accuracy of each cut, and the share of flips where either cut's p_laden is within 0.1 of 0.5
 (calls a reader would treat as unsure), against the share of ships with such a p.
+
+``--reshoot`` also renders the tight cut again with the renderer's own random draws taken
+anew (water texture, paint masks, neighbour, noise; the ship, its look and the cut kept): the
+flips between two such exposures are the part of the framing flips that no cut could remove.
 """
 
 from __future__ import annotations
@@ -20,13 +25,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from evaluate_model import REPO, configs, framing_sets  # scripts/ is this script's path
+from evaluate_model import REPO, configs, framing_sets, render_set  # scripts/ is on the path
 
 from shipload.export import load_model
 from shipload.inference import tta_views
 from shipload.view import InputSpec
 
 UNSURE = 0.1  # |p - 0.5| below this is an unsure call
+RESHOOT = 0x5A17  # xor'ed into each scene's seed for the second exposure
 
 
 def p_laden(net: torch.nn.Module, d: dict[str, np.ndarray], tta: bool) -> np.ndarray:
@@ -63,6 +69,9 @@ def main() -> None:
                     help="also average the calls of views cut at these frame scales (each "
                          "1-3 ship lengths; the model's own is 1.1): does a multi-scale "
                          "average agree between the two cuts more often?")
+    ap.add_argument("--reshoot", action="store_true",
+                    help="also compare the tight cut with a second exposure of it (the "
+                         "renderer's textures and noise drawn anew): the flips no cut removes")
     a = ap.parse_args()
     m = load_model(a.model)
     specs = scale_specs(m.spec, a.scales)  # a bad scale is refused before any rendering
@@ -71,6 +80,8 @@ def main() -> None:
     with mp.get_context("spawn").Pool(2) as pool:
         cuts = {k: framing_sets(cfgs[k], m.spec, pool, a.n) for k in ("in_family", "held_out")}
         scaled = {k: [framing_sets(cfgs[k], sp, pool, a.n) for sp in specs] for k in cuts}
+        again = {k: render_set(cfgs[k], 31, a.n, m.spec, pool, scale=1.1, reseed=RESHOOT)
+                 for k in cuts} if a.reshoot else {}
     print(f"{a.model.name}, {a.n} ships a set, tight (1.1x, centred) against loose (2x, 10 % off)")
     for name, (tight, loose) in cuts.items():
         if a.scales:
@@ -81,6 +92,10 @@ def main() -> None:
                   f"{np.abs(p - q).mean():.3f}  accuracy tight "
                   f"{((p >= 0.5) == tight['y']).mean():.3f} loose "
                   f"{((q >= 0.5) == loose['y']).mean():.3f}")
+        if a.reshoot:
+            p, q = p_laden(net, tight, False), p_laden(net, again[name], False)
+            print(f"  {name:9s} reshot flips {((p >= 0.5) != (q >= 0.5)).mean():6.1%}  mean |dp| "
+                  f"{np.abs(p - q).mean():.3f}  (the tight cut against a second exposure of it)")
         for tta in (False, True):
             p, q = p_laden(net, tight, tta), p_laden(net, loose, tta)
             flips = (p >= 0.5) != (q >= 0.5)
