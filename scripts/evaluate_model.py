@@ -37,7 +37,12 @@ from shipload.adapt import adabn, fine_tune, recalibrate  # noqa: E402
 from shipload.bands import GSD_BANDS, band_masks  # noqa: E402
 from shipload.config import load_yaml  # noqa: E402
 from shipload.contract import PART_NAMES  # noqa: E402
-from shipload.data.stream import RenderedStream, chip_from_scene, scene_geometry  # noqa: E402
+from shipload.data.stream import (  # noqa: E402
+    RenderedStream,
+    chip_from_scene,
+    reshoot,
+    scene_geometry,
+)
 from shipload.export import load_model  # noqa: E402
 from shipload.metrics import auroc  # noqa: E402
 from shipload.oracle import oracle_bound  # noqa: E402
@@ -82,28 +87,28 @@ def add_per_axis(res: dict[str, Any], model: Path, baseline: Path, n: int,
                                     "without_geometry": scores(d, run(net, d, False))}
 
 
-def _item(args: tuple[SynthConfig, int, int, InputSpec, float, float, int]) -> tuple[Any, ...]:
-    cfg, seed, i, spec, scale, offset, reseed = args
+def _item(args: tuple[SynthConfig, int, int, InputSpec, float, float, bool]) -> tuple[Any, ...]:
+    cfg, seed, i, spec, scale, offset, reshot = args
     s = sample_scene(cfg, seed, i)
     if scale > 0:  # framing: the same ship, cut at another side and shifted
         s = recut(s, scale, offset)
-    if reseed:  # the same ship, look and cut; the renderer's textures and noise drawn anew
-        s = dataclasses.replace(s, seed=s.seed ^ reseed)
+    if reshot:  # the same ship, look and cut; the renderer's textures and noise drawn anew
+        s = reshoot(s)
     v = prepare_view(chip_from_scene(s, cfg.sensor.supersample), spec, scene_geometry(s))
     return (np.round(v.image * 255).astype(np.uint8), v.geometry, int(s.label == "laden"),
             s.load_fraction, s.freeboard_m, s.gsd_m)
 
 
 def render_set(cfg: SynthConfig, seed: int, n: int, spec: InputSpec, pool: Any,
-               scale: float = 0.0, offset: float = 0.0, reseed: int = 0
+               scale: float = 0.0, offset: float = 0.0, reshot: bool = False
                ) -> dict[str, np.ndarray]:
     """n views with their geometry and truth: the set a model is judged on.
 
     ``scale`` > 0 recuts each chip to that many ship lengths, its centre ``offset`` of the side
-    off the ship's; ``reseed`` != 0 draws the renderer's textures, neighbours and noise from
-    another seed, keeping every scene's ship, look and geometry (the look is in the scene).
+    off the ship's; ``reshot`` draws the renderer's textures, neighbours and noise from another
+    seed (``shipload.data.stream.reshoot``), keeping every scene's ship, look and geometry.
     """
-    out = pool.map(_item, [(cfg, seed, i, spec, scale, offset, reseed) for i in range(n)],
+    out = pool.map(_item, [(cfg, seed, i, spec, scale, offset, reshot) for i in range(n)],
                    chunksize=16)
     x = np.stack([o[0] for o in out]).transpose(0, 3, 1, 2)
     return {"x": x, "g": np.stack([o[1] for o in out]), "y": np.array([o[2] for o in out]),

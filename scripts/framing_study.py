@@ -32,7 +32,6 @@ from shipload.inference import tta_views
 from shipload.view import InputSpec
 
 UNSURE = 0.1  # |p - 0.5| below this is an unsure call
-RESHOOT = 0x5A17  # xor'ed into each scene's seed for the second exposure
 
 
 def p_laden(net: torch.nn.Module, d: dict[str, np.ndarray], tta: bool) -> np.ndarray:
@@ -80,7 +79,7 @@ def main() -> None:
     with mp.get_context("spawn").Pool(2) as pool:
         cuts = {k: framing_sets(cfgs[k], m.spec, pool, a.n) for k in ("in_family", "held_out")}
         scaled = {k: [framing_sets(cfgs[k], sp, pool, a.n) for sp in specs] for k in cuts}
-        again = {k: render_set(cfgs[k], 31, a.n, m.spec, pool, scale=1.1, reseed=RESHOOT)
+        again = {k: render_set(cfgs[k], 31, a.n, m.spec, pool, scale=1.1, reshot=True)
                  for k in cuts} if a.reshoot else {}
     print(f"{a.model.name}, {a.n} ships a set, tight (1.1x, centred) against loose (2x, 10 % off)")
     for name, (tight, loose) in cuts.items():

@@ -132,3 +132,30 @@ def test_look_pairs_are_refused_without_pairs_or_without_looks() -> None:
     plain = dataclasses.replace(_cfg(), appearance=AppearanceConfig(randomize=False))
     with pytest.raises(ValueError, match="randomize"):
         RenderedStream(plain, 7, InputSpec(32, 64), framing_pairs=True, look_pairs=True)
+
+
+def test_reshoot_pairs_expose_the_other_look_again() -> None:
+    import pytest
+
+    from shipload.data.stream import reshoot
+    from shipload.synth.params import sample_scene
+    from shipload.synth.render import render
+
+    cfg = _cfg()
+    s = dataclasses.replace(sample_scene(cfg, 7, 2), neighbour=False)  # a neighbour moves
+    again = reshoot(s)
+    assert dataclasses.replace(again, seed=s.seed) == s  # the same ship, look and cut
+    a, b = render(s, layers=True), render(again, layers=True)
+    assert a.cues == b.cues
+    np.testing.assert_array_equal(a.layers["hull_side"], b.layers["hull_side"])
+    assert not np.allclose(a.rgb, b.rgb, atol=0.01)  # another exposure: new noise and textures
+
+    looks = RenderedStream(cfg, 7, InputSpec(32, 64), framing_pairs=True, look_pairs=True)
+    shots = RenderedStream(cfg, 7, InputSpec(32, 64), framing_pairs=True, look_pairs=True,
+                           reshoot_pairs=True)
+    it, it0 = shots[2], looks[2]
+    assert torch.equal(it["image"], it0["image"])  # the first cut is unchanged
+    assert not torch.equal(it["image2"], it0["image2"])  # the second is exposed anew
+    assert torch.equal(it["image2"], shots[2]["image2"])  # still a function of the index alone
+    with pytest.raises(ValueError, match="look_pairs"):
+        RenderedStream(cfg, 7, InputSpec(32, 64), framing_pairs=True, reshoot_pairs=True)

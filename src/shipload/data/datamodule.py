@@ -121,6 +121,9 @@ class ShiploadDataModule(L.LightningDataModule):
         look_pairs: with ``framing_pairs``, the second cut is the same scene rendered with
             another look (``shipload.data.stream.redraw_look``), so the consistency loss also
             teaches that a call does not depend on the look.
+        reshoot_pairs: with ``look_pairs``, that other look is also a new exposure (noise,
+            textures and neighbour drawn anew; ``shipload.data.stream.reshoot``), so the
+            consistency loss also asks for one call over two independent noise fields.
         stream_cache: with ``stream``, render only the first this many training items, once,
             into ``cache_dir`` and replay them every epoch in a new order with fresh flips
             (``shipload.data.cache``): many passes over a fixed set, for a machine whose
@@ -161,6 +164,7 @@ class ShiploadDataModule(L.LightningDataModule):
         framing_pairs: bool = False,
         parts: bool = False,
         look_pairs: bool = False,
+        reshoot_pairs: bool = False,
         stream_cache: int = 0,
         cache_dir: str = "runs/cache",
         batch_radiometry: float = 0.0,
@@ -241,7 +245,9 @@ class ShiploadDataModule(L.LightningDataModule):
         return stream_args(self.synth_cfg(), hp.synth_seed, self.spec, augment=hp.augment,
                            geometry_dropout=hp.geometry_dropout, field_dropout=hp.field_dropout,
                            heading_prob=hp.heading_prob, framing_pairs=hp.framing_pairs,
-                           parts=hp.parts, look_pairs=hp.look_pairs)
+                           parts=hp.parts, look_pairs=hp.look_pairs,
+                           # only when on, so the caches of runs without it keep their digests
+                           **({"reshoot_pairs": True} if hp.reshoot_pairs else {}))
 
     def _cached_train(self) -> Any:
         from shipload.data.cache import CachedStream

@@ -57,6 +57,9 @@ def chip_and_parts(s: Scene, supersample: int, parts: bool = True
     return img8.astype(np.float32) * np.float32(1 / 255), maps
 
 
+RESHOOT_SALT = 0x5A17  # xor'ed into a scene's seed for its second exposure
+
+
 def scene_geometry(s: Scene) -> dict[str, float]:
     """The geometry contract's fields of a rendered scene (its chip is north-up)."""
     return {f: float(getattr(s, f)) for f in GEOMETRY_FIELDS}
@@ -100,6 +103,15 @@ def redraw_look(s: Scene, cfg: SynthConfig, index: int) -> Scene:
     return dataclasses.replace(s, look=sample_look(rng, cfg.appearance.families()))
 
 
+def reshoot(s: Scene) -> Scene:
+    """Scene ``s`` exposed again: ship, look and cut kept, another seed for the rest.
+
+    The renderer's own random draws (sensor noise, water and paint textures, the neighbour's
+    place) come from that seed, as a second pass over a moored ship would differ.
+    """
+    return dataclasses.replace(s, seed=s.seed ^ RESHOOT_SALT)
+
+
 def drop_geometry(geo: dict[str, float], rng: np.random.Generator, p_all: float,
                   p_each: float) -> dict[str, float]:
     """Geometry dropout: all fields gone with ``p_all``, else each with ``p_each``."""
@@ -128,24 +140,32 @@ class RenderedStream(Dataset[dict[str, Any]]):
             load, sun, sensor, clutter) rendered again with another look drawn from the
             configuration's families (``redraw_look``): the consistency loss then asks for the
             same call whatever the paint, water, light, sensor tone and drawing style.
+        reshoot_pairs: with ``look_pairs``, the other look is also another exposure: the
+            renderer's own random draws (noise, textures, the neighbour's place) are taken
+            anew (``reshoot``). Without it the two renders of a pair draw from the same seed
+            and often share their noise pixel for pixel, so the consistency loss never asks
+            for one call over two independent noise fields.
 
     Raises:
         ValueError: ``look_pairs`` without ``framing_pairs`` or without appearance
-            randomisation in ``cfg``.
+            randomisation in ``cfg``; ``reshoot_pairs`` without ``look_pairs``.
     """
 
     def __init__(self, cfg: SynthConfig, seed: int, spec: InputSpec, augment: bool = True,
                  geometry_dropout: float = 0.25, field_dropout: float = 0.2,
                  heading_prob: float = 0.3, heading_noise_deg: float = 3.0,
                  framing_pairs: bool = False, parts: bool = False,
-                 look_pairs: bool = False) -> None:
+                 look_pairs: bool = False, reshoot_pairs: bool = False) -> None:
+        if reshoot_pairs and not look_pairs:
+            raise ValueError("data.reshoot_pairs needs data.look_pairs: true (the new exposure "
+                             "is the other look's render)")
         if look_pairs and not framing_pairs:
             raise ValueError("data.look_pairs needs data.framing_pairs: true (the other look "
                              "is the second cut of each pair)")
         if look_pairs and not cfg.appearance.randomize:
             raise ValueError("data.look_pairs needs appearance.randomize: true in the "
                              "renderer's config (synth_config): there is no other look to draw")
-        self.look_pairs = look_pairs
+        self.look_pairs, self.reshoot_pairs = look_pairs, reshoot_pairs
         self.cfg, self.seed, self.spec, self.augment = cfg, seed, spec, augment
         self.geometry_dropout, self.field_dropout = geometry_dropout, field_dropout
         self.heading_prob, self.heading_noise_deg = heading_prob, heading_noise_deg
@@ -172,7 +192,10 @@ class RenderedStream(Dataset[dict[str, Any]]):
         if self.framing_pairs:
             src = img
             if self.look_pairs:
-                src = chip_from_scene(redraw_look(s, self.cfg, index), self.cfg.sensor.supersample)
+                other_scene = redraw_look(s, self.cfg, index)
+                if self.reshoot_pairs:
+                    other_scene = reshoot(other_scene)
+                src = chip_from_scene(other_scene, self.cfg.sensor.supersample)
             cut = framing_cut(src, s, rng)
             self.transform.set_seed(int(rng.integers(2**31)))
             # Same geometry (north-up cut of the same north-up chip) and heading.
