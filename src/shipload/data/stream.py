@@ -143,7 +143,7 @@ class RenderedStream(Dataset[dict[str, Any]]):
         reshoot_pairs: with ``look_pairs``, the other look is also another exposure: the
             renderer's own random draws (noise, textures, the neighbour's place) are taken
             anew (``reshoot``). Without it the two renders of a pair draw from the same seed
-            and often share their noise pixel for pixel, so the consistency loss never asks
+            and often share much of their noise, so the consistency loss seldom asks
             for one call over two independent noise fields.
 
     Raises:
