@@ -140,3 +140,17 @@ def test_smoke_fit_trains_on_the_cached_stream(tmp_path: Path) -> None:
     # Two epochs of 64 items from 24 cached ones: 4 steps of 16 each epoch.
     assert "steps 8" in r.stdout
     assert (tmp_path / "ckpt" / "last.ckpt").is_file()
+
+
+def test_exposure_pairs_reach_the_stream_and_its_cache_key() -> None:
+    from shipload.data.datamodule import ShiploadDataModule
+
+    def args(reshoot: bool) -> dict:  # type: ignore[type-arg]
+        cfg = Path(__file__).resolve().parents[2] / "configs" / "synth_train.yaml"
+        dm = ShiploadDataModule(stream=True, synth_config=str(cfg),
+                                framing_pairs=True, look_pairs=True, reshoot_pairs=reshoot)
+        return dm._train_stream_args()
+
+    on, off = args(True), args(False)
+    assert on["reshoot_pairs"] is True and off["reshoot_pairs"] is False
+    assert cache_key(on, 3) != cache_key(off, 3)  # never replays the other kind's pairs

@@ -246,8 +246,7 @@ class ShiploadDataModule(L.LightningDataModule):
                            geometry_dropout=hp.geometry_dropout, field_dropout=hp.field_dropout,
                            heading_prob=hp.heading_prob, framing_pairs=hp.framing_pairs,
                            parts=hp.parts, look_pairs=hp.look_pairs,
-                           # only when on, so the caches of runs without it keep their digests
-                           **({"reshoot_pairs": True} if hp.reshoot_pairs else {}))
+                           reshoot_pairs=hp.reshoot_pairs)
 
     def _cached_train(self) -> Any:
         from shipload.data.cache import CachedStream
