@@ -104,3 +104,34 @@ def test_style_mix_only_while_training() -> None:
         net.backbone.style_mix = 0.0
         unmixed = net.backbone(x)
     assert (mixed - unmixed).abs().max() > 1e-3
+
+
+def test_deep_shipnet_starts_as_the_shipnet_it_grew_from(tmp_path: Path) -> None:
+    """ShipNet weights load into ``shipnet_deep`` by name, its added residual blocks start as
+    the identity (the same calls, in training mode too), and training can move them."""
+    torch.manual_seed(0)
+    old = ShiploadNet("shipnet")
+    for m in old.modules():  # trained-looking batch-norm statistics, not the defaults
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 2.0)
+    torch.save({"state_dict": old.state_dict()}, tmp_path / "shipnet.pt")
+    deep = ShiploadNet("shipnet_deep")
+    load_weights(deep, tmp_path / "shipnet.pt")
+    assert any(k.startswith("backbone.extra.") for k in deep.state_dict())
+    x, g = torch.rand(3, 3, 64, 96), torch.rand(3, GEO_DIM)
+    for mode in (False, True):
+        old.train(mode)
+        deep.train(mode)
+        old.dropout.p = deep.dropout.p = 0.0
+        with torch.no_grad():
+            for a, b in zip(old(x, g), deep(x, g)):
+                torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    logits, _, _ = deep(x, g)
+    logits.sum().backward()
+    grown = [p.grad for n, p in deep.named_parameters() if n.startswith("backbone.extra.")]
+    assert any(gr is not None and gr.abs().sum() > 0 for gr in grown)
+    # Weights of the deep network are not a ShipNet's: loading them the other way is refused.
+    torch.save({"state_dict": deep.state_dict()}, tmp_path / "deep.pt")
+    with pytest.raises(ValueError, match="do not match"):
+        load_weights(ShiploadNet("shipnet"), tmp_path / "deep.pt")

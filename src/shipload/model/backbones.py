@@ -28,12 +28,34 @@ def _cbr(cin: int, cout: int) -> list[nn.Module]:
             nn.ReLU(inplace=True)]
 
 
+class ResBlock(nn.Module):
+    """relu(x + bn(conv(relu(bn(conv(x)))))), the last batch norm's scale starting at zero.
+
+    It starts as the identity on the non-negative maps a ReLU leaves, so blocks added to a
+    trained ShipNet (``ShipNet(extra_from=...)``) leave its calls as they were until training
+    moves them (Net2DeeperNet, Chen et al., 2016; zero-init residuals, Goyal et al., 2017).
+    """
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(*_cbr(c, c), nn.Conv2d(c, c, 3, padding=1, bias=False),
+                                  nn.BatchNorm2d(c))
+        nn.init.zeros_(self.body[-1].weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, h, w) → same
+        """The block's output."""
+        return F.relu(x + self.body(x))
+
+
 class ShipNet(nn.Module):
     """Compact CNN for hull-aligned tanker views. Output (B, 2 * width[-1]) features.
 
     Args:
         widths: channels per stage; stage 0 runs at full resolution.
         depth: conv layers per stage after the first.
+        extra_from: stages from this width up end with a residual block (``ResBlock``), kept
+            apart from ``features`` so that weights of a ShipNet without them load by name and
+            the blocks start as the identity; 0 adds none (every model up to stage 15).
 
     Attributes:
         style_mix: probability, per training batch and stage, of mixing the feature statistics
@@ -42,7 +64,8 @@ class ShipNet(nn.Module):
         style_mix_alpha: the Beta(alpha, alpha) concentration of the mixing weight.
     """
 
-    def __init__(self, widths: tuple[int, ...] = (16, 32, 48, 96, 160), depth: int = 1) -> None:
+    def __init__(self, widths: tuple[int, ...] = (16, 32, 48, 96, 160), depth: int = 1,
+                 extra_from: int = 0) -> None:
         super().__init__()
         self.style_mix = 0.0
         self.style_mix_alpha = 0.1
@@ -53,6 +76,9 @@ class ShipNet(nn.Module):
             for _ in range(depth if cout >= 48 else 0):
                 layers += _cbr(cout, cout)
         self.features = nn.Sequential(*layers)
+        # One per stage: a ResBlock at the stage's end, or the identity (no weights).
+        self.extra = nn.ModuleList([ResBlock(w) if 0 < extra_from <= w else nn.Identity()
+                                    for w in widths])
         self.widths = widths
         self.out_features = 2 * widths[-1]
 
@@ -73,8 +99,10 @@ class ShipNet(nn.Module):
                 if mix and len(maps) < STYLE_MIX_STAGES and (
                         float(torch.rand(())) < self.style_mix):
                     x = mix_style(x, self.style_mix_alpha)
+                x = self.extra[len(maps)](x)
                 maps.append(x)
             x = layer(x)
+        x = self.extra[len(maps)](x)
         maps.append(x)
         return _pool(x), maps
 
@@ -189,6 +217,9 @@ def _classifier_net(fn: Callable[..., nn.Module]) -> nn.Module:
 BACKBONES: dict[str, Callable[[], nn.Module]] = {
     "shipnet": ShipNet,
     "shipnet_small": lambda: ShipNet((12, 24, 32, 64, 96)),
+    # ShipNet with a residual block ending each of its two last stages (+45 % of the forward
+    # pass's multiply-adds); stage-15 ShipNet weights load into it unchanged (``ResBlock``).
+    "shipnet_deep": lambda: ShipNet(extra_from=96),
     "resnet18": lambda: _resnet(torchvision.models.resnet18),
     "resnet50": lambda: _resnet(torchvision.models.resnet50),
     "mobilenet_v3_small": lambda: _classifier_net(torchvision.models.mobilenet_v3_small),

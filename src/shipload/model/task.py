@@ -37,9 +37,10 @@ def load_weights(net: nn.Module, path: str | Path) -> None:
     sd = {k.removeprefix("net."): v for k, v in sd.items()}
     missing, unexpected = net.load_state_dict(sd, strict=False)
     # Weights of an image-only model (before the geometry branch) load into the image path;
-    # the geometry branch then starts fresh, its residual outputs at zero.
+    # the geometry branch then starts fresh, its residual outputs at zero. ShipNet weights
+    # load into shipnet_deep likewise: its added blocks start as the identity.
     new = ("temperature", "offset", "geo_mlp.", "fuse.", "fused_cls.", "fused_load.",
-           "freeboard_head.", "part_head.")
+           "freeboard_head.", "part_head.", "backbone.extra.")
     if unexpected or [m for m in missing if not any(m.endswith(n) or m.startswith(n)
                                                     for n in new)]:
         raise ValueError(f"{path}: weights do not match this backbone "
@@ -67,7 +68,8 @@ class ShiploadTask(L.LightningModule):
     """Empty/laden classifier with a load-fraction head.
 
     Args:
-        backbone: ``shipnet`` (default, fast on CPU), ``shipnet_small``, ``resnet18``,
+        backbone: ``shipnet`` (default, fast on CPU), ``shipnet_small``, ``shipnet_deep``
+            (ShipNet with residual blocks ending its last two stages), ``resnet18``,
             ``resnet50``, ``mobilenet_v3_small``, ``mobilenet_v3_large``, ``efficientnet_b0``.
         input_height: model input rows.
         input_width: model input columns.

@@ -29,8 +29,10 @@ def expose(img: np.ndarray, s: Scene, rng: np.random.Generator) -> np.ndarray:
     if s.mtf_sigma_px > 0:
         img = cv2.GaussianBlur(img, (0, 0), s.mtf_sigma_px, borderType=cv2.BORDER_REFLECT)
     img = img * np.array(s.white_balance, np.float32)
-    # Shot-like noise grows with signal; read noise is flat.
-    sig = s.noise_std * np.sqrt(0.3 + img)
+    # Shot-like noise grows with signal; read noise is flat. The floor keeps the root real
+    # where a look's water or texture dips below zero radiance (a NaN there became 0 in
+    # to_uint8's cast, a black pixel the renderer never meant).
+    sig = s.noise_std * np.sqrt(np.maximum(0.3 + img, 0.0))
     img = img + sig * rng.standard_normal(img.shape).astype(np.float32)
     return np.clip(img, 0.0, 1.0)
 
