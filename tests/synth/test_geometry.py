@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 
-from shipload.synth.geometry import cue_widths
+from shipload.synth.geometry import LADEN_BALLAST_GAP_BEAMS, cue_gap_px, cue_widths
 from shipload.synth.params import SynthConfig, sample_scene
 from shipload.synth.render import render
 from tests.conftest import fixed_scene
@@ -148,3 +149,19 @@ def test_part_maps_group_the_layers_and_empty_ships_show_more_side_than_laden() 
     # The visible side (topside and the antifouling band below it) is the freeboard cue: a
     # ship in ballast shows more of it.
     assert widths[0.0] > 1.5 * widths[1.0]
+
+
+def test_cue_gap_is_the_rendered_shadow_change_between_laden_and_ballast() -> None:
+    """The gap is what the renderer draws: the shadow of a hull raised by 0.17 beams is that
+    much wider in the chip; it halves with twice the GSD and vanishes with the sun along the
+    hull at nadir."""
+    laden = fixed_scene(load_fraction=1.0, sun_elevation_deg=35.0, off_nadir_deg=0.0)
+    ballast = fixed_scene(load_fraction=0.0, sun_elevation_deg=35.0, off_nadir_deg=0.0)
+    drawn = (row_width(render(ballast, clean=True, layers=True).layers["shadow"])
+             - row_width(render(laden, clean=True, layers=True).layers["shadow"]))
+    per_beam = drawn / ((ballast.freeboard_m - laden.freeboard_m) / laden.beam_m)
+    assert abs(cue_gap_px(laden) - LADEN_BALLAST_GAP_BEAMS * per_beam) < 1.0
+    coarse = dataclasses.replace(laden, gsd_m=2 * laden.gsd_m)
+    assert cue_gap_px(coarse) == pytest.approx(cue_gap_px(laden) / 2)
+    hidden = dataclasses.replace(laden, sun_azimuth_deg=laden.heading_deg)
+    assert cue_gap_px(hidden) == pytest.approx(0.0, abs=1e-9)

@@ -277,3 +277,26 @@ def cue_widths(s: Scene) -> CueWidths:
         band_width_px=max(fb - s.fb_laden_m, 0.0) * tan_th * abs(math.sin(d_sen)) / s.gsd_m,
         super_shadow_len_px=(fb + s.superstructure_height_m) / tan_el / s.gsd_m,
     )
+
+
+
+# The freeboard between a laden and a ballast hull, in beams: the fleet's laden freeboards
+# span 0.07-0.16 B and its ballast ones 0.24-0.38 B (shared/DESIGN.md); 0.17 B is the gap
+# between their middles.
+LADEN_BALLAST_GAP_BEAMS = 0.17
+
+
+def cue_gap_px(s: Scene, gap_beams: float = LADEN_BALLAST_GAP_BEAMS) -> float:
+    """How much wider (chip pixels) a ballast hull's shadow and side are than a laden one's.
+
+    The width across the hull that a freeboard change of ``gap_beams`` beams makes: in its
+    shadow, cot(sun elevation)·|sin(sun az − heading)| a metre, and in its visible side,
+    tan(off-nadir)·|sin(sensor az − heading)| a metre, over the GSD (``cue_widths``' terms).
+    Near 0 the geometry hides the cue (the sun along the hull and a near-nadir view) or the
+    pixels are too coarse for it, and any reader of the chip must guess.
+    """
+    d_sun = math.radians(s.sun_azimuth_deg - s.heading_deg)
+    d_sen = math.radians(s.sensor_azimuth_deg - s.heading_deg)
+    per_metre = (abs(math.sin(d_sun)) / math.tan(math.radians(s.sun_elevation_deg))
+                 + math.tan(math.radians(s.off_nadir_deg)) * abs(math.sin(d_sen)))
+    return gap_beams * s.beam_m * per_metre / s.gsd_m

@@ -1,0 +1,117 @@
+"""Does the model read the cue? Its accuracy against how wide the cue is in the chip's pixels.
+
+    python scripts/cue_study.py [--model models/shipload.pt] [--seed 43] [--n 1500]
+
+For every chip of the training looks, the held-out families and the base renderer, the cue is
+how much wider a ballast hull's shadow and visible side are than a laden one's, in the chip's
+own pixels (``shipload.synth.geometry.cue_gap_px``: 0.17 beams of freeboard through the sun and
+view angles, over the GSD). A model that reads the freeboard gets surer as that width grows,
+as the physical bound does; a model that calls by the look does not. Accuracy is taken on the
+chips that are clearly laden or clearly in ballast (load fraction below 0.2 or above 0.8, 85 %
+of the renderer's chips), with and without the geometry input, in bands of the cue's width,
+and by ship size and state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from evaluate_model import REPO, configs, render_set, run  # scripts/ is on the path
+
+from shipload.export import load_model
+from shipload.synth import SynthConfig, sample_scene
+from shipload.synth.geometry import cue_gap_px
+
+# Bands of the cue's width in chip pixels: below 1 px a reader must guess; from 4 px on a
+# person sees it at a glance.
+GAP_BANDS: tuple[tuple[float, float], ...] = ((0, 1), (1, 2), (2, 4), (4, 8), (8, np.inf))
+# Ship lengths (m): the small product tankers, the Aframax/Suezmax sizes, the VLCCs.
+SIZES: tuple[tuple[str, float, float], ...] = (("small", 0, 150), ("medium", 150, 290),
+                                               ("vlcc", 290, np.inf))
+CLEAR = (0.2, 0.8)  # load fractions outside this are clearly one state
+
+
+def scene_facts(cfg: SynthConfig, seed: int, n: int) -> dict[str, np.ndarray]:
+    """Per chip of ``render_set(cfg, seed, n, ...)``: the cue's width, length, load, freeboard."""
+    scenes = [sample_scene(cfg, seed, i) for i in range(n)]  # render_set draws these very scenes
+    return {"gap": np.array([cue_gap_px(s) for s in scenes]),
+            "length": np.array([s.length_m for s in scenes]),
+            "lf": np.array([s.load_fraction for s in scenes]),
+            "fb": np.array([s.freeboard_m for s in scenes])}
+
+
+def by_gap(y: np.ndarray, p: np.ndarray, facts: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    """Accuracy on the clear chips, per band of the cue's width (``GAP_BANDS``)."""
+    ok = (p >= 0.5) == (y == 1)
+    clear = (facts["lf"] < CLEAR[0]) | (facts["lf"] > CLEAR[1])
+    rows = []
+    for lo, hi in GAP_BANDS:
+        m = clear & (facts["gap"] >= lo) & (facts["gap"] < hi)
+        rows.append({"band": (lo, hi), "n": int(m.sum()),
+                     "accuracy": float(ok[m].mean()) if m.any() else float("nan")})
+    return rows
+
+
+def by_size(y: np.ndarray, p: np.ndarray, facts: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    """Accuracy on the clear chips, per ship size (``SIZES``) and true state."""
+    ok = (p >= 0.5) == (y == 1)
+    clear = (facts["lf"] < CLEAR[0]) | (facts["lf"] > CLEAR[1])
+    rows = []
+    for name, lo, hi in SIZES:
+        for state, label in (("empty", 0), ("laden", 1)):
+            m = clear & (facts["length"] >= lo) & (facts["length"] < hi) & (y == label)
+            rows.append({"size": name, "state": state, "n": int(m.sum()),
+                         "accuracy": float(ok[m].mean()) if m.any() else float("nan")})
+    return rows
+
+
+def study(model: Path, seed: int, n: int) -> dict[str, Any]:
+    """Render the three sets, call them with and without geometry, and tabulate."""
+    loaded = load_model(model)
+    cfgs = configs(None)
+    out: dict[str, Any] = {}
+    with mp.get_context("spawn").Pool(2) as pool:
+        for name in ("in_family", "held_out", "base"):
+            d = render_set(cfgs[name], seed, n, loaded.spec, pool)
+            facts = scene_facts(cfgs[name], seed, n)
+            if not np.allclose(facts["fb"], d["fb"]):
+                raise RuntimeError("cue_study: the scenes drawn differ from the ones rendered")
+            out[name] = {}
+            for mode, geo in (("with_geometry", True), ("without_geometry", False)):
+                p = run(loaded.net, d, geo)["p"]
+                out[name][mode] = {"gap": by_gap(d["y"], p, facts),
+                                   "size": by_size(d["y"], p, facts)}
+    return out
+
+
+def report(res: dict[str, Any], model: Path, seed: int, n: int) -> None:
+    """Print the two tables per set and geometry mode."""
+    print(f"{model.name}, seed {seed}, {n} chips a set; accuracy on clearly laden or empty chips")
+    for name, modes in res.items():
+        for mode, t in modes.items():
+            gaps = "  ".join(f"{r['band'][0]:g}-{r['band'][1]:g} px {r['accuracy']:.3f} "
+                             f"(n {r['n']})" for r in t["gap"])
+            sizes = "  ".join(f"{r['size']} {r['state']} {r['accuracy']:.3f} (n {r['n']})"
+                              for r in t["size"])
+            print(f"  {name} / {mode}\n    by cue width: {gaps}\n    by size: {sizes}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", type=Path, default=REPO / "models" / "shipload.pt")
+    p.add_argument("--seed", type=int, default=43, help="the scenes' seed")
+    p.add_argument("--n", type=int, default=1500, help="chips per set")
+    a = p.parse_args()
+    if not a.model.is_file():
+        sys.exit(f"cue_study: {a.model} not found")
+    report(study(a.model, a.seed, a.n), a.model, a.seed, a.n)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""scripts/cue_study.py: the cue's width per chip and the accuracy tables built on it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "scripts"))
+
+from cue_study import GAP_BANDS, by_gap, by_size, scene_facts  # noqa: E402
+
+from shipload.synth import SynthConfig  # noqa: E402
+
+
+def test_scene_facts_are_the_rendered_scenes() -> None:
+    """The facts come from the scenes render_set draws (seed, index), and the widths vary."""
+    a, b = scene_facts(SynthConfig(), 5, 40), scene_facts(SynthConfig(), 5, 40)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert (a["gap"] >= 0).all() and a["gap"].std() > 0
+    assert not np.array_equal(a["fb"], scene_facts(SynthConfig(), 6, 40)["fb"])
+
+
+def test_tables_count_only_clear_chips_and_score_each_band() -> None:
+    facts = {"gap": np.array([0.5, 0.5, 3.0, 3.0, 9.0, 9.0, 3.0]),
+             "length": np.array([80, 80, 250, 250, 330, 330, 80.0]),
+             "lf": np.array([0.0, 1.0, 0.05, 0.95, 0.0, 1.0, 0.5]),  # the last is ambiguous
+             "fb": np.zeros(7)}
+    y = np.array([0, 1, 0, 1, 0, 1, 0])
+    p = np.array([0.9, 0.9, 0.1, 0.9, 0.1, 0.9, 0.9])  # wrong on the first chip only
+    gap = {r["band"]: r for r in by_gap(y, p, facts)}
+    assert [r["band"] for r in by_gap(y, p, facts)] == list(GAP_BANDS)
+    assert gap[(0, 1)]["n"] == 2 and gap[(0, 1)]["accuracy"] == 0.5
+    assert gap[(2, 4)]["n"] == 2 and gap[(2, 4)]["accuracy"] == 1.0  # not the ambiguous chip
+    assert gap[(8, np.inf)]["accuracy"] == 1.0 and gap[(1, 2)]["n"] == 0
+    size = {(r["size"], r["state"]): r for r in by_size(y, p, facts)}
+    assert size[("small", "empty")]["accuracy"] == 0.0 and size[("small", "empty")]["n"] == 1
+    assert size[("vlcc", "laden")]["accuracy"] == 1.0
