@@ -1,6 +1,7 @@
 """Does the model read the cue? Its accuracy against how wide the cue is in the chip's pixels.
 
     python scripts/cue_study.py [--model models/shipload.pt] [--seed 43] [--n 1500]
+        [--sets in_family held_out base held_out_paint ...]
 
 For every chip of the training looks, the held-out families and the base renderer, the cue is
 how much wider a ballast hull's shadow and visible side are than a laden one's, in the chip's
@@ -9,7 +10,8 @@ view angles, over the GSD). A model that reads the freeboard gets surer as that 
 as the physical bound does; a model that calls by the look does not. Accuracy is taken on the
 chips that are clearly laden or clearly in ballast (load fraction below 0.2 or above 0.8, 85 %
 of the renderer's chips), with and without the geometry input, in bands of the cue's width,
-and by ship size and state.
+and by ship size and state. ``--sets`` also takes one held-out family at a time (the other
+axes from the training families), as ``compare_models.py`` names them.
 """
 
 from __future__ import annotations
@@ -21,7 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from evaluate_model import REPO, configs, render_set, run  # scripts/ is on the path
+from evaluate_model import (  # scripts/ is on the path
+    REPO,
+    configs,
+    per_axis_configs,
+    render_set,
+    run,
+)
 
 from shipload.export import load_model
 from shipload.synth import SynthConfig, sample_scene
@@ -70,13 +78,24 @@ def by_size(y: np.ndarray, p: np.ndarray, facts: dict[str, np.ndarray]) -> list[
     return rows
 
 
-def study(model: Path, seed: int, n: int) -> dict[str, Any]:
-    """Render the three sets, call them with and without geometry, and tabulate."""
+SETS = ("in_family", "held_out", "base")
+
+
+def study(model: Path, seed: int, n: int, sets: tuple[str, ...] = SETS) -> dict[str, Any]:
+    """Render the sets, call them with and without geometry, and tabulate.
+
+    Raises:
+        SystemExit: a set name that is neither a set of ``configs`` nor a one-axis one.
+    """
+    base = configs(None)
+    cfgs = {**base, **per_axis_configs(base["in_family"])}
+    bad = [k for k in sets if k not in cfgs]
+    if bad:
+        sys.exit(f"cue_study: unknown set(s) {bad}; choose from {sorted(cfgs)}")
     loaded = load_model(model)
-    cfgs = configs(None)
     out: dict[str, Any] = {}
     with mp.get_context("spawn").Pool(2) as pool:
-        for name in ("in_family", "held_out", "base"):
+        for name in sets:
             d = render_set(cfgs[name], seed, n, loaded.spec, pool)
             facts = scene_facts(cfgs[name], seed, n)
             if not np.allclose(facts["fb"], d["fb"]):
@@ -107,10 +126,12 @@ def main() -> None:
     p.add_argument("--model", type=Path, default=REPO / "models" / "shipload.pt")
     p.add_argument("--seed", type=int, default=43, help="the scenes' seed")
     p.add_argument("--n", type=int, default=1500, help="chips per set")
+    p.add_argument("--sets", nargs="+", default=list(SETS),
+                   help="sets to render (one held-out family alone: held_out_paint, ...)")
     a = p.parse_args()
     if not a.model.is_file():
         sys.exit(f"cue_study: {a.model} not found")
-    report(study(a.model, a.seed, a.n), a.model, a.seed, a.n)
+    report(study(a.model, a.seed, a.n, tuple(a.sets)), a.model, a.seed, a.n)
 
 
 if __name__ == "__main__":

@@ -6,11 +6,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
 
-from cue_study import GAP_BANDS, by_gap, by_size, scene_facts  # noqa: E402
+from cue_study import GAP_BANDS, by_gap, by_size, scene_facts, study  # noqa: E402
 
 from shipload.synth import SynthConfig  # noqa: E402
 
@@ -38,3 +39,8 @@ def test_tables_count_only_clear_chips_and_score_each_band() -> None:
     size = {(r["size"], r["state"]): r for r in by_size(y, p, facts)}
     assert size[("small", "empty")]["accuracy"] == 0.0 and size[("small", "empty")]["n"] == 1
     assert size[("vlcc", "laden")]["accuracy"] == 1.0
+
+
+def test_an_unknown_set_is_refused_with_the_choices() -> None:
+    with pytest.raises(SystemExit, match="held_out_paint"):
+        study(REPO / "models" / "shipload.pt", 1, 4, ("held_out_pant",))

@@ -217,7 +217,7 @@ def _classifier_net(fn: Callable[..., nn.Module]) -> nn.Module:
 BACKBONES: dict[str, Callable[[], nn.Module]] = {
     "shipnet": ShipNet,
     "shipnet_small": lambda: ShipNet((12, 24, 32, 64, 96)),
-    # ShipNet with a residual block ending each of its two last stages (+45 % of the forward
+    # ShipNet with a residual block ending each of its two last stages (+47 % of the forward
     # pass's multiply-adds); stage-15 ShipNet weights load into it unchanged (``ResBlock``).
     "shipnet_deep": lambda: ShipNet(extra_from=96),
     "resnet18": lambda: _resnet(torchvision.models.resnet18),
