@@ -279,7 +279,6 @@ def cue_widths(s: Scene) -> CueWidths:
     )
 
 
-
 # The freeboard between a laden and a ballast hull, in beams: the fleet's laden freeboards
 # span 0.07-0.16 B and its ballast ones 0.24-0.38 B (shared/DESIGN.md); 0.17 B is the gap
 # between their middles.
