@@ -262,20 +262,26 @@ class CueWidths:
     super_shadow_len_px: float  # accommodation-block shadow length
 
 
-def cue_widths(s: Scene) -> CueWidths:
-    """Analytic cue widths: FB/tan(elev)*|sin daz| and FB*tan(theta)*|sin daz|, over the GSD."""
+def _across_per_metre(s: Scene) -> tuple[float, float]:
+    """Ground metres across the hull per metre of freeboard: (shadow, visible side)."""
     d_sun = math.radians(s.sun_azimuth_deg - s.heading_deg)
     d_sen = math.radians(s.sensor_azimuth_deg - s.heading_deg)
-    tan_el = math.tan(math.radians(s.sun_elevation_deg))
-    tan_th = math.tan(math.radians(s.off_nadir_deg))
+    return (abs(math.sin(d_sun)) / math.tan(math.radians(s.sun_elevation_deg)),
+            math.tan(math.radians(s.off_nadir_deg)) * abs(math.sin(d_sen)))
+
+
+def cue_widths(s: Scene) -> CueWidths:
+    """Analytic cue widths: FB/tan(elev)*|sin daz| and FB*tan(theta)*|sin daz|, over the GSD."""
+    shadow, side = _across_per_metre(s)
     fb = s.freeboard_m
     return CueWidths(
         beam_px=s.beam_m / s.gsd_m,
         length_px=s.length_m / s.gsd_m,
-        shadow_width_px=fb / tan_el * abs(math.sin(d_sun)) / s.gsd_m,
-        side_width_px=fb * tan_th * abs(math.sin(d_sen)) / s.gsd_m,
-        band_width_px=max(fb - s.fb_laden_m, 0.0) * tan_th * abs(math.sin(d_sen)) / s.gsd_m,
-        super_shadow_len_px=(fb + s.superstructure_height_m) / tan_el / s.gsd_m,
+        shadow_width_px=fb * shadow / s.gsd_m,
+        side_width_px=fb * side / s.gsd_m,
+        band_width_px=max(fb - s.fb_laden_m, 0.0) * side / s.gsd_m,
+        super_shadow_len_px=(fb + s.superstructure_height_m)
+        / math.tan(math.radians(s.sun_elevation_deg)) / s.gsd_m,
     )
 
 
@@ -288,14 +294,9 @@ LADEN_BALLAST_GAP_BEAMS = 0.17
 def cue_gap_px(s: Scene, gap_beams: float = LADEN_BALLAST_GAP_BEAMS) -> float:
     """How much wider (chip pixels) a ballast hull's shadow and side are than a laden one's.
 
-    The width across the hull that a freeboard change of ``gap_beams`` beams makes: in its
-    shadow, cot(sun elevation)·|sin(sun az − heading)| a metre, and in its visible side,
-    tan(off-nadir)·|sin(sensor az − heading)| a metre, over the GSD (``cue_widths``' terms).
-    Near 0 the geometry hides the cue (the sun along the hull and a near-nadir view) or the
-    pixels are too coarse for it, and any reader of the chip must guess.
+    The width across the hull that a freeboard change of ``gap_beams`` beams makes in its
+    shadow and its visible side (``cue_widths``' terms), over the GSD. Near 0 the geometry
+    hides the cue (the sun along the hull and a near-nadir view) or the pixels are too coarse
+    for it, and any reader of the chip must guess.
     """
-    d_sun = math.radians(s.sun_azimuth_deg - s.heading_deg)
-    d_sen = math.radians(s.sensor_azimuth_deg - s.heading_deg)
-    per_metre = (abs(math.sin(d_sun)) / math.tan(math.radians(s.sun_elevation_deg))
-                 + math.tan(math.radians(s.off_nadir_deg)) * abs(math.sin(d_sen)))
-    return gap_beams * s.beam_m * per_metre / s.gsd_m
+    return gap_beams * s.beam_m * sum(_across_per_metre(s)) / s.gsd_m
