@@ -58,7 +58,7 @@ def load_model(path: str | Path) -> LoadedModel:
     hp = dict(state.get("hyper_parameters", {}))
     if "backbone" not in hp:
         raise UsageError(f"{p}: no shipload hyper-parameters inside; is it a shipload checkpoint?")
-    net = ShiploadNet(hp["backbone"], hp.get("dropout", 0.2))
+    net = ShiploadNet(hp["backbone"], hp.get("dropout", 0.2), readout=bool(hp.get("readout")))
     load_weights(net, p)
     net.eval()
     spec = InputSpec.from_mapping(hp)

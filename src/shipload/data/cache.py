@@ -40,7 +40,8 @@ from shipload.data.transforms import random_flips
 from shipload.synth.params import SynthConfig
 from shipload.view import InputSpec, View
 
-CACHE_VERSION = 1
+# 2: items carry ``cues`` (the cue readout's truth); a cache of version 1 lacks them.
+CACHE_VERSION = 2
 # Stored as uint8 (x 255): the views and part maps are in [0, 1]; everything else as it comes.
 _U8 = ("image", "image2", "parts")
 

@@ -23,6 +23,7 @@ from torch.utils.data import Dataset, Sampler
 from shipload.data.datasets import item
 from shipload.data.transforms import EvalTransform, TrainTransform
 from shipload.synth.appearance import sample_look
+from shipload.synth.geometry import cue_targets
 from shipload.synth.params import Scene, SynthConfig, sample_scene
 from shipload.synth.render import part_maps, render
 from shipload.synth.sensor import to_uint8
@@ -187,6 +188,7 @@ class RenderedStream(Dataset[dict[str, Any]]):
         view = self.transform(img, geo, heading, maps)
         out = item(view, 1 if s.label == "laden" else 0, s.load_fraction, s.freeboard_m,
                    s.gsd_m, index)
+        out["cues"] = torch.from_numpy(cue_targets(s))  # the cue readout's truth
         if view.maps is not None:
             out["parts"] = torch.from_numpy(np.ascontiguousarray(view.maps.transpose(2, 0, 1)))
         if self.framing_pairs:

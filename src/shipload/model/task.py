@@ -38,9 +38,10 @@ def load_weights(net: nn.Module, path: str | Path) -> None:
     missing, unexpected = net.load_state_dict(sd, strict=False)
     # Weights of an image-only model (before the geometry branch) load into the image path;
     # the geometry branch then starts fresh, its residual outputs at zero. ShipNet weights
-    # load into shipnet_deep likewise: its added blocks start as the identity.
+    # load into shipnet_deep likewise: its added blocks start as the identity, and into a
+    # network with the cue readout, whose logit term starts at zero.
     new = ("temperature", "offset", "geo_mlp.", "fuse.", "fused_cls.", "fused_load.",
-           "freeboard_head.", "part_head.", "backbone.extra.")
+           "freeboard_head.", "part_head.", "backbone.extra.", "readout.")
     if unexpected or [m for m in missing if not any(m.endswith(n) or m.startswith(n)
                                                     for n in new)]:
         raise ValueError(f"{path}: weights do not match this backbone "
@@ -102,6 +103,11 @@ class ShiploadTask(L.LightningModule):
             network cannot lean on the look those statistics carry. Training only (the
             exported graph is unchanged); ShipNet only; 0 turns it off.
         style_mix_alpha: Beta(alpha, alpha) concentration of MixStyle's mixing weight.
+        readout: add the cue readout (``shipload.model.physics.CueReadout``): the network
+            measures the shadow's and the side's widths in beams and a small head turns them,
+            with the geometry, into a term of the class logits. In the exported graph.
+        measure_loss_weight: weight of the readout's measurement loss (smooth L1 on the log
+            ratios, against the renderer's ``cues``); batches without ``cues`` skip it.
     """
 
     def __init__(
@@ -126,6 +132,8 @@ class ShiploadTask(L.LightningModule):
         parts_loss_weight: float = 0.0,
         style_mix: float = 0.0,
         style_mix_alpha: float = 0.1,
+        readout: bool = False,
+        measure_loss_weight: float = 1.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -148,7 +156,7 @@ class ShiploadTask(L.LightningModule):
                 part loss or MixStyle asked of a backbone other than ShipNet; or a MixStyle
                 setting out of range.
         """
-        self.net = ShiploadNet(self.hp.backbone, self.hp.dropout)
+        self.net = ShiploadNet(self.hp.backbone, self.hp.dropout, readout=self.hp.readout)
         if not 0.0 <= self.hp.style_mix <= 1.0 or self.hp.style_mix_alpha <= 0:
             raise ValueError(f"model.style_mix is a probability in [0, 1] (got "
                              f"{self.hp.style_mix}) and model.style_mix_alpha must be > 0 (got "
@@ -205,14 +213,19 @@ class ShiploadTask(L.LightningModule):
         if stage == "train":
             x = x.contiguous(memory_format=torch.channels_last)
         part_loss_value = None
+        out = self.net.forward_train(x, batch.get("geometry"),
+                                     0 if parts is None else parts.shape[0])
+        logits, load_logit, log_fb = out["logits"], out["load"], out["log_fb"]  # calibrated
         if parts is not None:
-            logits, load_logit, log_fb, part_logits = self.net.forward_parts(
-                x, batch.get("geometry"), parts.shape[0])
-            part_loss_value = part_loss(part_logits, parts)
+            part_loss_value = part_loss(out["parts"], parts)
             self.log(f"{stage}_parts_loss", part_loss_value, on_epoch=True, on_step=False,
                      batch_size=parts.shape[0])
-        else:
-            logits, load_logit, log_fb = self(x, batch.get("geometry"))  # logits: calibrated
+        measure_loss = None
+        if "measure" in out and "cues" in batch:
+            measure_loss = F.smooth_l1_loss(out["measure"].float(), batch["cues"].float(),
+                                            beta=0.1)
+            self.log(f"{stage}_measure_loss", measure_loss, on_epoch=True, on_step=False,
+                     batch_size=x.shape[0])
         # The losses see the raw logits: were they to see logits / T, each epoch's refit of T
         # would feed back into the weights (the network rescales its logits to suit T, the
         # next refit moves T again), and T drifts: a run of this recipe drove it to 0.05 in
@@ -244,6 +257,8 @@ class ShiploadTask(L.LightningModule):
         loss = loss + self.hp.freeboard_loss_weight * fb_loss
         if part_loss_value is not None:
             loss = loss + self.hp.parts_loss_weight * part_loss_value
+        if measure_loss is not None:
+            loss = loss + self.hp.measure_loss_weight * measure_loss
         bs = x.shape[0]
         p = torch.softmax(logits.detach().float(), dim=1)[:, 1]
         self.metrics[stage + "_"].update(p, y)

@@ -285,6 +285,26 @@ def cue_widths(s: Scene) -> CueWidths:
     )
 
 
+# Added to the cue ratios before their logarithm (``cue_targets``): a shadow along the hull (the
+# sun's azimuth on the axis) is 0 wide, and 0.01 beams is under a pixel for any ship of the
+# fleet at any GSD it is imaged at.
+CUE_EPS = 0.01
+
+
+def cue_targets(s: Scene) -> np.ndarray:
+    """The cue readout's truth: log(width / beam + CUE_EPS) of the hull's shadow and its side.
+
+    Widths across the hull over the beam, which the same view shows: ratios that do not depend
+    on the GSD, the view's scale or the look (``shipload.model.physics``).
+
+    Returns:
+        (2,) float32: shadow, visible side.
+    """
+    w = cue_widths(s)
+    return np.log(np.array([w.shadow_width_px, w.side_width_px]) / w.beam_px
+                  + CUE_EPS).astype(np.float32)
+
+
 # The freeboard between a laden and a ballast hull, in beams: the fleet's laden freeboards
 # span 0.07-0.16 B and its ballast ones 0.24-0.38 B (shared/DESIGN.md); 0.17 B is the gap
 # between their middles.
