@@ -12,6 +12,10 @@ chips that are clearly laden or clearly in ballast (load fraction below 0.2 or a
 of the renderer's chips), with and without the geometry input, in bands of the cue's width,
 and by ship size and state. ``--sets`` also takes one held-out family at a time (the other
 axes from the training families), as ``compare_models.py`` names them.
+
+For a model with a cue readout (``model.readout``), it also says how well the network measures
+the shadow's and the side's widths in beams (``synth.geometry.cue_targets``): the mean absolute
+error of the measured log ratios and their correlation with the renderer's truth, per set.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from evaluate_model import (  # scripts/ is on the path
     REPO,
     configs,
@@ -32,8 +37,9 @@ from evaluate_model import (  # scripts/ is on the path
 )
 
 from shipload.export import load_model
+from shipload.model.physics import CUE_NAMES
 from shipload.synth import SynthConfig, sample_scene
-from shipload.synth.geometry import cue_gap_px
+from shipload.synth.geometry import cue_gap_px, cue_targets
 
 # Bands of the cue's width in chip pixels: below 1 px a reader must guess; from 4 px on a
 # person sees it at a glance.
@@ -50,7 +56,8 @@ def scene_facts(cfg: SynthConfig, seed: int, n: int) -> dict[str, np.ndarray]:
     return {"gap": np.array([cue_gap_px(s) for s in scenes]),
             "length": np.array([s.length_m for s in scenes]),
             "lf": np.array([s.load_fraction for s in scenes]),
-            "fb": np.array([s.freeboard_m for s in scenes])}
+            "fb": np.array([s.freeboard_m for s in scenes]),
+            "cues": np.stack([cue_targets(s) for s in scenes])}
 
 
 def _right_and_clear(y: np.ndarray, p: np.ndarray, facts: dict[str, np.ndarray]
@@ -82,6 +89,26 @@ def by_size(y: np.ndarray, p: np.ndarray, facts: dict[str, np.ndarray]) -> list[
     return rows
 
 
+def measured(net: Any, d: dict[str, np.ndarray]) -> np.ndarray | None:
+    """(N, 2) log ratios the cue readout measures on a rendered set; None without a readout."""
+    if getattr(net, "readout", None) is None:
+        return None
+    net.eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(d["x"]), 256):
+            x = torch.from_numpy(d["x"][i : i + 256].astype(np.float32) / 255)
+            out.append(net.forward_train(x, torch.from_numpy(d["g"][i : i + 256]))["measure"])
+    return torch.cat(out).numpy()
+
+
+def measure_table(m: np.ndarray, truth: np.ndarray) -> list[dict[str, Any]]:
+    """Per cue (``CUE_NAMES``): MAE of the log ratio and its correlation with the truth."""
+    return [{"cue": name, "mae": float(np.abs(m[:, k] - truth[:, k]).mean()),
+             "corr": float(np.corrcoef(m[:, k], truth[:, k])[0, 1])}
+            for k, name in enumerate(CUE_NAMES)]
+
+
 SETS = ("in_family", "held_out", "base")
 
 
@@ -109,6 +136,9 @@ def study(model: Path, seed: int, n: int, sets: tuple[str, ...] = SETS) -> dict[
                 p = run(loaded.net, d, geo)["p"]
                 out[name][mode] = {"gap": by_gap(d["y"], p, facts),
                                    "size": by_size(d["y"], p, facts)}
+            m = measured(loaded.net, d)
+            if m is not None:
+                out[name]["measure"] = measure_table(m, facts["cues"])
     return out
 
 
@@ -116,7 +146,13 @@ def report(res: dict[str, Any], model: Path, seed: int, n: int) -> None:
     """Print the two tables per set and geometry mode."""
     print(f"{model.name}, seed {seed}, {n} chips a set; accuracy on clearly laden or empty chips")
     for name, modes in res.items():
+        if "measure" in modes:
+            cues = "  ".join(f"{r['cue']} MAE {r['mae']:.3f} corr {r['corr']:.3f}"
+                             for r in modes["measure"])
+            print(f"  {name} / the readout's measured log ratios: {cues}")
         for mode, t in modes.items():
+            if mode == "measure":
+                continue
             gaps = "  ".join(f"{r['band'][0]:g}-{r['band'][1]:g} px {r['accuracy']:.3f} "
                              f"(n {r['n']})" for r in t["gap"])
             sizes = "  ".join(f"{r['size']} {r['state']} {r['accuracy']:.3f} (n {r['n']})"

@@ -13,7 +13,7 @@ import torch
 
 from shipload.export import LoadedModel, export_loaded, load_model
 from shipload.model.backbones import ShiploadNet
-from shipload.model.physics import geometry_factors, log_fb_over_beam
+from shipload.model.physics import canonical_side, geometry_factors, log_fb_over_beam
 from shipload.model.task import ShiploadTask, load_weights
 from shipload.synth.geometry import CUE_EPS, cue_targets, cue_widths
 from shipload.synth.params import SynthConfig, sample_scene
@@ -76,12 +76,13 @@ def test_factors_ignore_which_side_and_mark_what_is_missing() -> None:
     assert torch.isnan(est).all()
 
 
-def test_readout_starts_as_the_model_it_grew_from(tmp_path: Path) -> None:
+@pytest.mark.parametrize("source", ["pooled", "profile"])
+def test_readout_starts_as_the_model_it_grew_from(tmp_path: Path, source: str) -> None:
     """Weights without the readout load; its logit term starts at zero, so the calls do not
     change until training moves it, while the measurement already gets gradients."""
     old = ShiploadNet("shipnet_small")
     torch.save({"state_dict": old.state_dict()}, tmp_path / "old.pt")
-    net = ShiploadNet("shipnet_small", readout=True)
+    net = ShiploadNet("shipnet_small", readout=source)
     load_weights(net, tmp_path / "old.pt")
     old.eval()
     net.eval()
@@ -96,9 +97,10 @@ def test_readout_starts_as_the_model_it_grew_from(tmp_path: Path) -> None:
     assert net.readout is not None and float(net.readout.measure.weight.grad.abs().sum()) > 0
 
 
-def test_measure_loss_trains_the_readout_only_where_cues_are_given() -> None:
+@pytest.mark.parametrize("source", ["pooled", "profile"])
+def test_measure_loss_trains_the_readout_only_where_cues_are_given(source: str) -> None:
     task = ShiploadTask(backbone="shipnet_small", input_height=32, input_width=64,
-                        readout=True, measure_loss_weight=1.0)
+                        readout=source, measure_loss_weight=1.0)
     gen = torch.Generator().manual_seed(0)
     batch = {"image": torch.rand(4, 3, 32, 64, generator=gen),
              "geometry": torch.zeros(4, GEO_DIM), "label": torch.tensor([0, 1, 1, 0]),
@@ -118,15 +120,16 @@ def test_measure_loss_trains_the_readout_only_where_cues_are_given() -> None:
     assert float(task.net.readout.measure.weight.grad.abs().sum()) > 0
 
 
-def test_readout_exports_with_parity(tmp_path: Path) -> None:
+@pytest.mark.parametrize("source", ["pooled", "profile"])
+def test_readout_exports_with_parity(tmp_path: Path, source: str) -> None:
     """The readout is in the graph: exported, checked against PyTorch, and loaded back."""
     torch.manual_seed(0)
-    net = ShiploadNet("shipnet_small", readout=True)
+    net = ShiploadNet("shipnet_small", readout=source)
     assert net.readout is not None
     with torch.no_grad():  # a head that is not zero, so that parity checks its term
         net.readout.head[-1].weight.normal_(0, 0.5)
     spec = InputSpec(32, 64, "hull_aligned", 2.0, 1.1)
-    hp = {"backbone": "shipnet_small", "readout": True, "input_height": 32, "input_width": 64,
+    hp = {"backbone": "shipnet_small", "readout": source, "input_height": 32, "input_width": 64,
           "resize_policy": "hull_aligned", "across_scale": 2.0, "frame_scale": 1.1}
     m = LoadedModel(net.eval(), spec, hp)
     rep = export_loaded(m, tmp_path / "ro.onnx", weights_out=tmp_path / "ro.pt")
@@ -140,6 +143,26 @@ def test_readout_exports_with_parity(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("weight", [0.0, 2.0])
 def test_readout_flags_reach_the_task(weight: float) -> None:
-    task = ShiploadTask(backbone="shipnet_small", readout=True, measure_loss_weight=weight)
+    task = ShiploadTask(backbone="shipnet_small", readout="profile", measure_loss_weight=weight)
     assert task.net.readout is not None and task.hp.measure_loss_weight == weight
+    assert task.net.readout.needs_maps
     assert ShiploadTask(backbone="shipnet_small").net.readout is None
+    with pytest.raises(ValueError, match="model.readout must be one of"):
+        ShiploadTask(backbone="shipnet_small", readout="widths")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="backbone: shipnet"):
+        ShiploadTask(backbone="mobilenet_v3_small", readout="profile")
+    assert ShiploadTask(backbone="mobilenet_v3_small", readout="pooled").net.readout is not None
+
+
+def test_canonical_side_puts_the_sun_below_the_hull() -> None:
+    """A profile and its mirror across the hull (with the geometry mirrored too) become the
+    same; where the sun's azimuth is unknown nothing turns."""
+    s = sample_scene(SynthConfig(), 3, 11)
+    g = torch.from_numpy(_geometry(s))[None]
+    gf = torch.from_numpy(flip_geometry(_geometry(s), False, True))[None]
+    p = torch.rand(1, 4, 30)
+    a, b = canonical_side(p, g), canonical_side(p.flip(2), gf)
+    assert torch.equal(a, b)
+    assert torch.equal(a, p.flip(2) if float(g[0, 8]) < 0 else p)
+    none = torch.zeros_like(g)
+    assert torch.equal(canonical_side(p, none), p)

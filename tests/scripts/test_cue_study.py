@@ -11,7 +11,15 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
 
-from cue_study import GAP_BANDS, by_gap, by_size, scene_facts, study  # noqa: E402
+from cue_study import (  # noqa: E402
+    GAP_BANDS,
+    by_gap,
+    by_size,
+    measure_table,
+    measured,
+    scene_facts,
+    study,
+)
 
 from shipload.synth import SynthConfig  # noqa: E402
 
@@ -44,3 +52,21 @@ def test_tables_count_only_clear_chips_and_score_each_band() -> None:
 def test_an_unknown_set_is_refused_with_the_choices() -> None:
     with pytest.raises(SystemExit, match="held_out_paint"):
         study(REPO / "models" / "shipload.pt", 1, 4, ("held_out_pant",))
+
+
+def test_measure_table_scores_each_cue_and_needs_a_readout() -> None:
+    import torch
+
+    from shipload.model.backbones import ShiploadNet
+
+    truth = np.array([[-3.0, -2.0], [-2.0, -1.0], [-1.0, -3.0], [0.0, -2.5]])
+    rows = measure_table(truth + np.array([0.1, -0.2]), truth)
+    assert [r["cue"] for r in rows] == ["shadow_over_beam", "side_over_beam"]
+    assert np.isclose(rows[0]["mae"], 0.1) and np.isclose(rows[1]["mae"], 0.2)
+    assert np.isclose(rows[0]["corr"], 1.0)
+    assert measure_table(-truth, truth)[0]["corr"] < -0.99
+    d = {"x": np.zeros((3, 3, 32, 64), np.uint8), "g": np.zeros((3, 16), np.float32)}
+    assert measured(ShiploadNet("shipnet_small"), d) is None
+    torch.manual_seed(0)
+    m = measured(ShiploadNet("shipnet_small", readout="profile"), d)
+    assert m is not None and m.shape == (3, 2) and np.isfinite(m).all()

@@ -16,7 +16,7 @@ import torchvision
 from torch import nn
 
 from shipload.contract import PART_NAMES
-from shipload.model.physics import CueReadout
+from shipload.model.physics import PROFILE_STAGE, CueReadout
 from shipload.view import GEO_DIM
 
 # ImageNet statistics; kept for every backbone so that checkpoints stay comparable.
@@ -257,13 +257,14 @@ class ShiploadNet(nn.Module):
     A ShipNet backbone also gets a ``PartDecoder`` (``part_head``): training asks it for the
     part maps (``parts``); export and inference never run it.
 
-    With ``readout``, a ``CueReadout`` (``shipload.model.physics``) measures the shadow's and
-    the side's widths in beams from the image features and adds the class-logit term they give
+    With ``readout`` (``pooled`` or ``profile``), a ``CueReadout`` (``shipload.model.physics``)
+    measures the shadow's and the side's widths in beams, from the pooled features or from a
+    profile across the hull of ShipNet's stride-4 map, and adds the class-logit term they give
     with the geometry; it is part of the graph (its term starts at zero).
     """
 
     def __init__(self, backbone: str = "shipnet", dropout: float = 0.2, geo_dim: int = GEO_DIM,
-                 fused: int = 128, readout: bool = False) -> None:
+                 fused: int = 128, readout: str = "none") -> None:
         super().__init__()
         self.backbone_name = backbone
         self.geo_dim = geo_dim
@@ -281,7 +282,9 @@ class ShiploadNet(nn.Module):
         self.fused_cls = nn.Linear(fused, 2)
         self.fused_load = nn.Linear(fused, 1)
         self.freeboard_head = nn.Linear(fused, 1)
-        self.readout = CueReadout(f) if readout else None
+        self.readout = (CueReadout(f, readout, self.backbone.widths[PROFILE_STAGE]
+                                   if isinstance(self.backbone, ShipNet) else 0)
+                        if readout != "none" else None)
         for m in (self.fused_cls, self.fused_load):
             nn.init.zeros_(m.weight)
             nn.init.zeros_(m.bias)
@@ -294,8 +297,8 @@ class ShiploadNet(nn.Module):
     def forward(self, x: torch.Tensor, g: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(B, 3, H, W), (B, G) → (logits (B, 2) / T, load logit (B,), log freeboard (B,))."""
-        logits, load, log_fb, _ = self._heads(self.backbone((x - self.mean) / self.std), x, g)
-        return logits, load, log_fb
+        o = self.forward_train(x, g)
+        return o["logits"], o["load"], o["log_fb"]
 
     def forward_train(self, x: torch.Tensor, g: torch.Tensor | None, part_rows: int = 0
                       ) -> dict[str, torch.Tensor]:
@@ -308,19 +311,31 @@ class ShiploadNet(nn.Module):
         Raises:
             ValueError: part maps asked of a backbone without a part head (only ShipNet has one).
         """
+        if part_rows > 0 and self.part_head is None:
+            raise ValueError(f"backbone {self.backbone_name!r} has no part head; the part "
+                             "segmentation loss needs backbone: shipnet")
         xn = (x - self.mean) / self.std
-        if part_rows <= 0:
-            out = dict(zip(("logits", "load", "log_fb", "measure"),
-                           self._heads(self.backbone(xn), x, g)))
-        else:
-            if self.part_head is None:
-                raise ValueError(f"backbone {self.backbone_name!r} has no part head; the part "
-                                 "segmentation loss needs backbone: shipnet")
+        if g is None:
+            g = x.new_zeros((x.shape[0], self.geo_dim))
+        maps: list[torch.Tensor] = []
+        if part_rows > 0 or (self.readout is not None and self.readout.needs_maps):
             z, maps = self.backbone.pyramid(xn)
-            out = dict(zip(("logits", "load", "log_fb", "measure"), self._heads(z, x, g)))
+        else:
+            z = self.backbone(xn)
+        z = self.dropout(z)  # (B, F)
+        h = self.fuse(torch.cat([z, self.geo_mlp(g)], dim=1))  # (B, fused)
+        logits = self.cls_head(z) + self.fused_cls(h)
+        out: dict[str, torch.Tensor] = {}
+        if self.readout is not None:
+            # (B, 2) measured log ratios, (B, 2) logit term
+            out["measure"], term = self.readout(z, g, maps)
+            logits = logits + term
+        out["logits"] = logits / self.temperature + self.offset * self._laden
+        out["load"] = (self.load_head(z) + self.fused_load(h)).squeeze(1)
+        out["log_fb"] = self.freeboard_head(h).squeeze(1)
+        if part_rows > 0:
+            assert self.part_head is not None
             out["parts"] = self.part_head([m[:part_rows] for m in maps])
-        if out["measure"] is None:
-            del out["measure"]
         return out
 
     def forward_parts(self, x: torch.Tensor, g: torch.Tensor | None, rows: int
@@ -332,21 +347,6 @@ class ShiploadNet(nn.Module):
         """
         o = self.forward_train(x, g, max(rows, 1))
         return o["logits"], o["load"], o["log_fb"], o["parts"][:rows]
-
-    def _heads(self, z: torch.Tensor, x: torch.Tensor, g: torch.Tensor | None
-               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        z = self.dropout(z)  # (B, F)
-        if g is None:
-            g = x.new_zeros((x.shape[0], self.geo_dim))
-        h = self.fuse(torch.cat([z, self.geo_mlp(g)], dim=1))  # (B, fused)
-        logits = self.cls_head(z) + self.fused_cls(h)
-        measure = None
-        if self.readout is not None:
-            measure, term = self.readout(z, g)  # (B, 2) log ratios, (B, 2) logit term
-            logits = logits + term
-        load = (self.load_head(z) + self.fused_load(h)).squeeze(1)
-        return (logits / self.temperature + self.offset * self._laden, load,
-                self.freeboard_head(h).squeeze(1), measure)
 
     def raw_logits(self, calibrated: torch.Tensor) -> torch.Tensor:
         """(B, 2) logits before calibration: what the training losses see."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 import torch
@@ -103,9 +103,11 @@ class ShiploadTask(L.LightningModule):
             network cannot lean on the look those statistics carry. Training only (the
             exported graph is unchanged); ShipNet only; 0 turns it off.
         style_mix_alpha: Beta(alpha, alpha) concentration of MixStyle's mixing weight.
-        readout: add the cue readout (``shipload.model.physics.CueReadout``): the network
-            measures the shadow's and the side's widths in beams and a small head turns them,
-            with the geometry, into a term of the class logits. In the exported graph.
+        readout: the cue readout (``shipload.model.physics.CueReadout``): ``none``;
+            ``pooled`` (measured from the pooled features) or ``profile`` (from a profile
+            across the hull of ShipNet's stride-4 map): the network measures the shadow's and
+            the side's widths in beams and a small head turns them, with the geometry, into a
+            term of the class logits. In the exported graph.
         measure_loss_weight: weight of the readout's measurement loss (smooth L1 on the log
             ratios, against the renderer's ``cues``); batches without ``cues`` skip it.
     """
@@ -132,7 +134,7 @@ class ShiploadTask(L.LightningModule):
         parts_loss_weight: float = 0.0,
         style_mix: float = 0.0,
         style_mix_alpha: float = 0.1,
-        readout: bool = False,
+        readout: Literal["none", "pooled", "profile"] = "none",
         measure_loss_weight: float = 1.0,
     ) -> None:
         super().__init__()
