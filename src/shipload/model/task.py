@@ -155,8 +155,9 @@ class ShiploadTask(L.LightningModule):
         Raises:
             ValueError: ``init_from`` weights trained at another input size or policy than
                 this model's: fine-tuning must use the view the weights were trained on; the
-                part loss or MixStyle asked of a backbone other than ShipNet; or a MixStyle
-                setting out of range.
+                part loss or MixStyle asked of a backbone other than ShipNet; a MixStyle
+                setting out of range; an unknown readout, or the ``profile`` readout on a
+                backbone other than ShipNet.
         """
         self.net = ShiploadNet(self.hp.backbone, self.hp.dropout, readout=self.hp.readout)
         if not 0.0 <= self.hp.style_mix <= 1.0 or self.hp.style_mix_alpha <= 0:
