@@ -11,23 +11,22 @@ import numpy as np
 import pytest
 import torch
 
+from shipload.data.stream import scene_geometry
 from shipload.export import LoadedModel, export_loaded, load_model
 from shipload.model.backbones import ShiploadNet
 from shipload.model.physics import canonical_side, geometry_factors, log_fb_over_beam
 from shipload.model.task import ShiploadTask, load_weights
 from shipload.synth.geometry import CUE_EPS, cue_targets, cue_widths
-from shipload.synth.params import SynthConfig, sample_scene
+from shipload.synth.params import Scene, SynthConfig, sample_scene
 from shipload.view import GEO_DIM, InputSpec, axis_from_heading, encode_geometry, flip_geometry
 from tests.conftest import fixed_scene
 
 SPEC = InputSpec(120, 160, "hull_aligned", 2.0, 1.1)
 
 
-def _geometry(s: object) -> np.ndarray:
+def _geometry(s: Scene) -> np.ndarray:
     """The scene's encoded geometry in a view whose axis is the hull's own."""
-    geo = {k: float(getattr(s, k)) for k in ("gsd_m", "sun_elevation_deg", "sun_azimuth_deg",
-                                              "off_nadir_deg", "sensor_azimuth_deg")}
-    return encode_geometry(geo, axis_from_heading(s.heading_deg), s.chip_px, SPEC)  # type: ignore[attr-defined]
+    return encode_geometry(scene_geometry(s), axis_from_heading(s.heading_deg), s.chip_px, SPEC)
 
 
 def test_cue_targets_are_widths_in_beams_whatever_the_gsd() -> None:
