@@ -14,7 +14,6 @@ widths much better than the last one is where a readout should read them.
 
 from __future__ import annotations
 
-import argparse
 import multiprocessing as mp
 import sys
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from evaluate_model import REPO, configs, render_set  # scripts/ is on the path
+from evaluate_model import configs, probe_parser, render_set  # scripts/ is on the path
 
 from shipload.export import load_model
 from shipload.model.backbones import ShipNet
@@ -96,12 +95,7 @@ def probe(model: Path, n: int, train_seed: int, test_seed: int,
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", type=Path, default=REPO / "models" / "shipload.pt")
-    p.add_argument("--n", type=int, default=800, help="chips per set and seed")
-    p.add_argument("--train-seed", type=int, default=51)
-    p.add_argument("--test-seed", type=int, default=53)
+    p = probe_parser(__doc__, n=800, train_seed=51, test_seed=53)
     p.add_argument("--sets", nargs="+", default=list(SETS))
     a = p.parse_args()
     if not a.model.is_file():

@@ -51,6 +51,19 @@ from shipload.synth.appearance import held_out_axes  # noqa: E402
 from shipload.view import InputSpec, prepare_view  # noqa: E402
 
 
+def probe_parser(doc: str | None, n: int, train_seed: int, test_seed: int
+                 ) -> argparse.ArgumentParser:
+    """The arguments every probe script shares: the model, chips a set, and its two seeds
+    (fitted on one, scored on the other)."""
+    p = argparse.ArgumentParser(description=doc,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", type=Path, default=REPO / "models" / "shipload.pt")
+    p.add_argument("--n", type=int, default=n, help="chips per set and seed")
+    p.add_argument("--train-seed", type=int, default=train_seed)
+    p.add_argument("--test-seed", type=int, default=test_seed)
+    return p
+
+
 def configs(train_config: Path | None = None) -> dict[str, SynthConfig]:
     """The judged renderers: the training looks (``train_config``, by default the recipe's
     configs/synth_train.yaml), the held-out families of the axes it randomises, the base."""

@@ -29,7 +29,6 @@ head that measures the parts is the way to a model that reads physics rather tha
 
 from __future__ import annotations
 
-import argparse
 import json
 import multiprocessing as mp
 import sys
@@ -42,7 +41,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from evaluate_model import REPO, configs, render_set, run  # noqa: E402
+from evaluate_model import configs, probe_parser, render_set, run  # noqa: E402
 
 from shipload.contract import PART_NAMES  # noqa: E402
 from shipload.export import load_model  # noqa: E402
@@ -257,12 +256,7 @@ def probe(model: Path, n: int, train_seed: int, test_seed: int,
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", type=Path, default=REPO / "models" / "shipload.pt")
-    p.add_argument("--n", type=int, default=3000, help="chips per set and seed")
-    p.add_argument("--train-seed", type=int, default=11)
-    p.add_argument("--test-seed", type=int, default=7)
+    p = probe_parser(__doc__, n=3000, train_seed=11, test_seed=7)
     p.add_argument("--sets", nargs="+", default=["in_family", "held_out"],
                    choices=["in_family", "held_out", "base"])
     p.add_argument("--pool", choices=POOLS, default="global",
