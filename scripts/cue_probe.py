@@ -24,7 +24,7 @@ import torch
 from evaluate_model import configs, probe_parser, render_set  # scripts/ is on the path
 
 from shipload.export import load_model
-from shipload.model.backbones import ShipNet
+from shipload.model.backbones import ShipNet, pool_max_mean
 from shipload.model.physics import CUE_NAMES
 from shipload.synth import sample_scene
 from shipload.synth.geometry import cue_targets
@@ -50,9 +50,7 @@ def stage_features(net: Any, x: np.ndarray) -> list[np.ndarray]:
         for i in range(0, len(x), 200):
             xb = torch.from_numpy(x[i : i + 200].astype(np.float32) / 255)
             _, maps = net.backbone.pyramid((xb - net.mean) / net.std)
-            pooled = [torch.cat([m.amax(dim=(2, 3)), m.mean(dim=(2, 3))], 1).numpy()
-                      for m in maps]
-            out.append(pooled)  # one list of per-stage arrays per batch
+            out.append([pool_max_mean(m).numpy() for m in maps])  # per batch: per stage
     return [np.concatenate([b[k] for b in out]) for k in range(len(out[0]))]
 
 

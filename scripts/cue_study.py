@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from evaluate_model import (  # scripts/ is on the path
     REPO,
     configs,
@@ -89,19 +88,6 @@ def by_size(y: np.ndarray, p: np.ndarray, facts: dict[str, np.ndarray]) -> list[
     return rows
 
 
-def measured(net: Any, d: dict[str, np.ndarray]) -> np.ndarray | None:
-    """(N, 2) log ratios the cue readout measures on a rendered set; None without a readout."""
-    if getattr(net, "readout", None) is None:
-        return None
-    net.eval()
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(d["x"]), 256):
-            x = torch.from_numpy(d["x"][i : i + 256].astype(np.float32) / 255)
-            out.append(net.forward_train(x, torch.from_numpy(d["g"][i : i + 256]))["measure"])
-    return torch.cat(out).numpy()
-
-
 def measure_table(m: np.ndarray, truth: np.ndarray) -> list[dict[str, Any]]:
     """Per cue (``CUE_NAMES``): MAE of the log ratio and its correlation with the truth."""
     return [{"cue": name, "mae": float(np.abs(m[:, k] - truth[:, k]).mean()),
@@ -133,12 +119,11 @@ def study(model: Path, seed: int, n: int, sets: tuple[str, ...] = SETS) -> dict[
                 raise RuntimeError("cue_study: the scenes drawn differ from the ones rendered")
             out[name] = {}
             for mode, geo in (("with_geometry", True), ("without_geometry", False)):
-                p = run(loaded.net, d, geo)["p"]
-                out[name][mode] = {"gap": by_gap(d["y"], p, facts),
-                                   "size": by_size(d["y"], p, facts)}
-            m = measured(loaded.net, d)
-            if m is not None:
-                out[name]["measure"] = measure_table(m, facts["cues"])
+                r = run(loaded.net, d, geo)
+                out[name][mode] = {"gap": by_gap(d["y"], r["p"], facts),
+                                   "size": by_size(d["y"], r["p"], facts)}
+                if geo and "measure" in r:  # a readout measures from the image alone
+                    out[name]["measure"] = measure_table(r["measure"], facts["cues"])
     return out
 
 

@@ -130,19 +130,21 @@ def render_set(cfg: SynthConfig, seed: int, n: int, spec: InputSpec, pool: Any,
 
 
 def run(net: Any, d: dict[str, np.ndarray], geometry: bool) -> dict[str, np.ndarray]:
-    """p_laden, load fraction and freeboard of a network on a rendered set."""
-    outs: list[list[np.ndarray]] = [[], [], []]
+    """p_laden, load fraction and freeboard of a network on a rendered set; with a cue readout
+    also ``measure``, the log ratios it measured (N, 2)."""
+    outs: dict[str, list[np.ndarray]] = {}
     net.eval()
     with torch.no_grad():
         for i in range(0, len(d["x"]), 256):
             x = torch.from_numpy(d["x"][i : i + 256].astype(np.float32) / 255)
             g = torch.from_numpy(d["g"][i : i + 256]) if geometry else None
-            z, lf, fb = net(x, g)
-            outs[0].append(torch.softmax(z, 1)[:, 1].numpy())
-            outs[1].append(torch.sigmoid(lf).numpy())
-            outs[2].append(torch.exp(fb).numpy())
-    return {"p": np.concatenate(outs[0]), "lf": np.concatenate(outs[1]),
-            "fb": np.concatenate(outs[2])}
+            o = net.forward_train(x, g)
+            o = {"p": torch.softmax(o["logits"], 1)[:, 1], "lf": torch.sigmoid(o["load"]),
+                 "fb": torch.exp(o["log_fb"]), **({"measure": o["measure"]}
+                                                  if "measure" in o else {})}
+            for k, v in o.items():
+                outs.setdefault(k, []).append(v.numpy())
+    return {k: np.concatenate(v) for k, v in outs.items()}
 
 
 def scores(d: dict[str, np.ndarray], r: dict[str, np.ndarray]) -> dict[str, Any]:

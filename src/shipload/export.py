@@ -58,7 +58,8 @@ def load_model(path: str | Path) -> LoadedModel:
     hp = dict(state.get("hyper_parameters", {}))
     if "backbone" not in hp:
         raise UsageError(f"{p}: no shipload hyper-parameters inside; is it a shipload checkpoint?")
-    net = ShiploadNet(hp["backbone"], hp.get("dropout", 0.2), readout=_readout(hp))
+    net = ShiploadNet(hp["backbone"], hp.get("dropout", 0.2),
+                      readout=str(hp.get("readout", "none")))
     load_weights(net, p)
     net.eval()
     spec = InputSpec.from_mapping(hp)
@@ -67,12 +68,6 @@ def load_model(path: str | Path) -> LoadedModel:
         if "ModelCheckpoint" in k and v.get("best_model_score") is not None:
             best = float(v["best_model_score"])
     return LoadedModel(net, spec, hp, dict(state.get("datamodule_hyper_parameters", {})), best)
-
-
-def _readout(hp: dict[str, Any]) -> str:
-    """The readout a checkpoint's network was built with (``none`` for every release)."""
-    r = hp.get("readout", "none")
-    return {True: "pooled", False: "none"}.get(r, r) if isinstance(r, bool) else str(r)
 
 
 def save_weights(m: LoadedModel, path: str | Path) -> Path:

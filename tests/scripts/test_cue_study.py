@@ -16,10 +16,10 @@ from cue_study import (  # noqa: E402
     by_gap,
     by_size,
     measure_table,
-    measured,
     scene_facts,
     study,
 )
+from evaluate_model import run  # noqa: E402
 
 from shipload.synth import SynthConfig  # noqa: E402
 
@@ -66,7 +66,7 @@ def test_measure_table_scores_each_cue_and_needs_a_readout() -> None:
     assert np.isclose(rows[0]["corr"], 1.0)
     assert measure_table(-truth, truth)[0]["corr"] < -0.99
     d = {"x": np.zeros((3, 3, 32, 64), np.uint8), "g": np.zeros((3, 16), np.float32)}
-    assert measured(ShiploadNet("shipnet_small"), d) is None
+    assert "measure" not in run(ShiploadNet("shipnet_small"), d, True)
     torch.manual_seed(0)
-    m = measured(ShiploadNet("shipnet_small", readout="profile"), d)
-    assert m is not None and m.shape == (3, 2) and np.isfinite(m).all()
+    m = run(ShiploadNet("shipnet_small", readout="profile"), d, True)["measure"]
+    assert m.shape == (3, 2) and np.isfinite(m).all()

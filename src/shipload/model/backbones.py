@@ -105,7 +105,7 @@ class ShipNet(nn.Module):
             x = layer(x)
         x = self.extra[len(maps)](x)
         maps.append(x)
-        return _pool(x), maps
+        return pool_max_mean(x), maps
 
 
 # Stages whose output statistics ``style_mix`` mixes: the early ones, where a feature map's
@@ -148,7 +148,8 @@ def mix_style(x: torch.Tensor, alpha: float = 0.1, eps: float = 1e-6) -> torch.T
     return x * scale.to(x.dtype) + shift.to(x.dtype)
 
 
-def _pool(f: torch.Tensor) -> torch.Tensor:  # (B, C, h, w) → (B, 2C): global max and mean
+def pool_max_mean(f: torch.Tensor) -> torch.Tensor:
+    """(B, C, h, w) → (B, 2C): each channel's global max, then its mean (ShipNet's pooling)."""
     return torch.cat([f.amax(dim=(2, 3)), f.mean(dim=(2, 3))], dim=1)
 
 

@@ -23,8 +23,6 @@ geometry to sharpen the call (``models/eval/readout_candidate.txt``).
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
@@ -152,13 +150,3 @@ def canonical_side(p: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     flip = ((g[:, 6] > 0) & (g[:, 8] < 0)).view(-1, 1, 1)
     return torch.where(flip, p.flip(2), p)
 
-
-def log_fb_over_beam(ratios: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    """The freeboard in beams (log) each measured ratio gives with the geometry. (B, 2).
-
-    NaN where the cue's geometry is unknown. For tests and studies; the head sees
-    ``CueReadout.features``.
-    """
-    logf, known = geometry_factors(g)
-    out = ratios - logf
-    return torch.where(known > 0, out, torch.full_like(out, math.nan))

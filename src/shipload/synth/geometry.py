@@ -300,9 +300,8 @@ def cue_targets(s: Scene) -> np.ndarray:
     Returns:
         (2,) float32: shadow, visible side.
     """
-    w = cue_widths(s)
-    return np.log(np.array([w.shadow_width_px, w.side_width_px]) / w.beam_px
-                  + CUE_EPS).astype(np.float32)
+    per_metre = np.array(_across_per_metre(s))  # (shadow, side) ground metres per metre of FB
+    return np.log(s.freeboard_m * per_metre / s.beam_m + CUE_EPS).astype(np.float32)
 
 
 # The freeboard between a laden and a ballast hull, in beams: the fleet's laden freeboards
